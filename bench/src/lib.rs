@@ -1,0 +1,2 @@
+//! `dropline bench ...`: system benchmarks with references measured in the
+//! same run, HDR latency histograms, and one JSON object as the last line.
