@@ -4,6 +4,7 @@
 pub mod event;
 pub mod notification;
 pub mod order;
+pub mod partition;
 pub mod status;
 pub mod time;
 
@@ -13,4 +14,5 @@ pub use event::{
 };
 pub use notification::{Channel, Priority, notify_topic};
 pub use order::{Contact, ORDER_FORMAT_V1, ShipmentOrder};
+pub use partition::{key_hash, partition_for};
 pub use status::{Status, SubStatus};
