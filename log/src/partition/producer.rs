@@ -1,0 +1,231 @@
+//! Idempotent-producer state of one partition.
+//!
+//! Why: an adapter that times out waiting for an ack retries the batch; the
+//! partition must answer the retry with the original offsets instead of
+//! appending it twice. It remembers, per producer, the last sequence and the
+//! acks of the last few batches, for a bounded number of producers.
+//!
+//! Why it survives restarts without a scan: each sealed segment's index file
+//! carries a snapshot of this table; recovery loads the newest snapshot and
+//! replays only the active segment's batches.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::batch::{AppendAck, ProducerSeq};
+use crate::error::LogError;
+use crate::limits::{PRODUCER_RECENT_BATCHES_MAX, PRODUCERS_PER_PARTITION_MAX};
+
+/// One remembered batch of a producer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecentBatch {
+    pub(crate) sequence: u64,
+    pub(crate) base_offset: u64,
+    pub(crate) last_offset: u64,
+    pub(crate) log_time_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct ProducerState {
+    last_sequence: u64,
+    recent: VecDeque<RecentBatch>,
+}
+
+impl ProducerState {
+    fn last_offset(&self) -> u64 {
+        self.recent.back().map_or(0, |b| b.last_offset)
+    }
+}
+
+/// What to do with an incoming producer batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// Append it.
+    Append,
+    /// A retry: answer with this ack.
+    Duplicate(AppendAck),
+}
+
+/// Per-partition producer table, bounded by [`PRODUCERS_PER_PARTITION_MAX`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ProducerTable {
+    producers: HashMap<u64, ProducerState>,
+}
+
+const PRODUCER_ENTRY_BYTES: usize = 24;
+const RECENT_ENTRY_BYTES: usize = 32;
+
+impl ProducerTable {
+    /// Decides whether a batch from `p` is new, a retry, or out of order.
+    pub(crate) fn admit(&self, p: ProducerSeq) -> Result<Admission, LogError> {
+        let Some(state) = self.producers.get(&p.producer_id) else {
+            return Ok(Admission::Append);
+        };
+        if p.sequence == state.last_sequence.wrapping_add(1) {
+            return Ok(Admission::Append);
+        }
+        if p.sequence <= state.last_sequence {
+            return match state.recent.iter().find(|b| b.sequence == p.sequence) {
+                Some(b) => Ok(Admission::Duplicate(AppendAck {
+                    base_offset: b.base_offset,
+                    last_offset: b.last_offset,
+                    log_time_ms: b.log_time_ms,
+                    duplicate: true,
+                })),
+                None => Err(LogError::StaleSequence {
+                    producer_id: p.producer_id,
+                    last: state.last_sequence,
+                    got: p.sequence,
+                }),
+            };
+        }
+        Err(LogError::OutOfOrderSequence {
+            producer_id: p.producer_id,
+            expected: state.last_sequence.wrapping_add(1),
+            got: p.sequence,
+        })
+    }
+
+    /// Records an appended batch of `p`.
+    pub(crate) fn record(&mut self, p: ProducerSeq, batch: RecentBatch) {
+        if !self.producers.contains_key(&p.producer_id)
+            && self.producers.len() >= PRODUCERS_PER_PARTITION_MAX
+        {
+            // Forget the producer that appended least recently.
+            if let Some(oldest) = self
+                .producers
+                .iter()
+                .min_by_key(|(_, s)| s.last_offset())
+                .map(|(id, _)| *id)
+            {
+                self.producers.remove(&oldest);
+            }
+        }
+        let state = self.producers.entry(p.producer_id).or_default();
+        state.last_sequence = p.sequence;
+        state.recent.push_back(batch);
+        while state.recent.len() > PRODUCER_RECENT_BATCHES_MAX {
+            state.recent.pop_front();
+        }
+    }
+
+    /// Appends the snapshot encoding to `out`; returns the producer count.
+    /// Layout per producer: id u64, last sequence u64, recent count u32,
+    /// reserved u32, then per recent batch: sequence, base offset, last
+    /// offset, log time (u64 each). Sorted by producer id.
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) -> u32 {
+        let mut ids: Vec<&u64> = self.producers.keys().collect();
+        ids.sort_unstable();
+        for id in &ids {
+            let s = &self.producers[*id];
+            out.extend_from_slice(&id.to_le_bytes());
+            out.extend_from_slice(&s.last_sequence.to_le_bytes());
+            out.extend_from_slice(&(s.recent.len() as u32).to_le_bytes());
+            out.extend_from_slice(&0u32.to_le_bytes());
+            for b in &s.recent {
+                for v in [b.sequence, b.base_offset, b.last_offset, b.log_time_ms] {
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+        }
+        ids.len() as u32
+    }
+
+    /// Decodes a snapshot of `count` producers; `None` if malformed.
+    pub(crate) fn decode(mut bytes: &[u8], count: u32) -> Option<ProducerTable> {
+        let u64_at = |b: &[u8], at: usize| -> Option<u64> {
+            Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+        };
+        let mut table = ProducerTable::default();
+        for _ in 0..count {
+            let id = u64_at(bytes, 0)?;
+            let last_sequence = u64_at(bytes, 8)?;
+            let n = u32::from_le_bytes(bytes.get(16..20)?.try_into().ok()?) as usize;
+            if n > PRODUCER_RECENT_BATCHES_MAX {
+                return None;
+            }
+            let mut recent = VecDeque::with_capacity(n);
+            for i in 0..n {
+                let at = PRODUCER_ENTRY_BYTES + i * RECENT_ENTRY_BYTES;
+                recent.push_back(RecentBatch {
+                    sequence: u64_at(bytes, at)?,
+                    base_offset: u64_at(bytes, at + 8)?,
+                    last_offset: u64_at(bytes, at + 16)?,
+                    log_time_ms: u64_at(bytes, at + 24)?,
+                });
+            }
+            bytes = bytes.get(PRODUCER_ENTRY_BYTES + n * RECENT_ENTRY_BYTES..)?;
+            table.producers.insert(
+                id,
+                ProducerState {
+                    last_sequence,
+                    recent,
+                },
+            );
+        }
+        (table.producers.len() <= PRODUCERS_PER_PARTITION_MAX).then_some(table)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(seq: u64, base: u64) -> RecentBatch {
+        RecentBatch {
+            sequence: seq,
+            base_offset: base,
+            last_offset: base + 1,
+            log_time_ms: 7,
+        }
+    }
+
+    #[test]
+    fn retry_gap_and_stale_are_told_apart() {
+        let mut t = ProducerTable::default();
+        let p = |sequence| ProducerSeq {
+            producer_id: 9,
+            sequence,
+        };
+        assert_eq!(t.admit(p(5)).unwrap(), Admission::Append);
+        for s in 5..12 {
+            t.record(p(s), b(s, s * 10));
+        }
+        assert_eq!(t.admit(p(12)).unwrap(), Admission::Append);
+        match t.admit(p(10)).unwrap() {
+            Admission::Duplicate(ack) => assert_eq!((ack.base_offset, ack.duplicate), (100, true)),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            t.admit(p(14)),
+            Err(LogError::OutOfOrderSequence {
+                expected: 12,
+                got: 14,
+                ..
+            })
+        ));
+        assert!(matches!(t.admit(p(5)), Err(LogError::StaleSequence { .. })));
+    }
+
+    #[test]
+    fn snapshot_round_trips_and_table_is_bounded() {
+        let mut t = ProducerTable::default();
+        for id in 0..(PRODUCERS_PER_PARTITION_MAX as u64 + 3) {
+            t.record(
+                ProducerSeq {
+                    producer_id: id,
+                    sequence: 1,
+                },
+                b(1, id),
+            );
+        }
+        assert_eq!(t.producers.len(), PRODUCERS_PER_PARTITION_MAX);
+        assert!(
+            !t.producers.contains_key(&0),
+            "least recent producer evicted"
+        );
+        let mut bytes = Vec::new();
+        let n = t.encode(&mut bytes);
+        assert_eq!(ProducerTable::decode(&bytes, n).unwrap(), t);
+        assert!(ProducerTable::decode(&bytes[..bytes.len() - 1], n).is_none());
+    }
+}

@@ -1,0 +1,288 @@
+//! Opening a partition after a clean shutdown or a crash.
+//!
+//! Why recovery is cheap: sealed segments are trusted through their index
+//! files (a checksummed header compared with the segment's length; the
+//! index body's checksum is checked on first use), so only the active
+//! segment, bounded by `segment_bytes_max`, is scanned batch by batch. A
+//! torn or garbled tail is truncated (before the file is mapped for
+//! readers, see mmap.rs) and reported.
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, RwLock};
+
+use super::producer::{ProducerTable, RecentBatch};
+use super::progress::Progress;
+use super::writer::{create_active, open_active};
+use super::{Partition, PartitionSettings, Segments, Writer};
+use crate::atomic_file::TMP_SUFFIX;
+use crate::error::{BatchError, LogError};
+use crate::mmap::Mapping;
+use crate::segment::index::{IndexBuilder, encode_index_file};
+use crate::segment::scan::scan_batches;
+use crate::segment::{SealedSegment, index_file_name, log_file_name, parse_file_name};
+
+/// A torn or garbled tail that recovery cut off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Truncation {
+    /// The segment file.
+    pub segment: PathBuf,
+    /// Where the valid data ended (the new file length).
+    pub file_offset: u64,
+    /// Bytes removed.
+    pub bytes_removed: u64,
+    /// Why the bytes at `file_offset` were rejected.
+    pub reason: BatchError,
+}
+
+/// What recovery did to one partition.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PartitionRecovery {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// Sealed segments found.
+    pub sealed_segments: usize,
+    /// Bytes of the active segment scanned and checked.
+    pub active_bytes_scanned: u64,
+    /// The tail removed, if any.
+    pub truncated: Option<Truncation>,
+    /// Index files rebuilt from their segments (missing or corrupt).
+    pub rebuilt_indexes: Vec<PathBuf>,
+    /// Leftover files removed (temporary files, indexes without a segment).
+    pub removed_files: Vec<PathBuf>,
+}
+
+/// What recovery did to the whole log.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RecoveryReport {
+    /// One entry per partition opened.
+    pub partitions: Vec<PartitionRecovery>,
+}
+
+impl RecoveryReport {
+    /// All truncations performed.
+    pub fn truncations(&self) -> impl Iterator<Item = &Truncation> {
+        self.partitions.iter().filter_map(|p| p.truncated.as_ref())
+    }
+}
+
+fn list(dir: &Path, report: &mut PartitionRecovery) -> Result<(Vec<u64>, Vec<u64>), LogError> {
+    let mut logs = Vec::new();
+    let mut idxs = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| LogError::io(dir, e))? {
+        let entry = entry.map_err(|e| LogError::io(dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.ends_with(TMP_SUFFIX) {
+            std::fs::remove_file(entry.path()).map_err(|e| LogError::io(entry.path(), e))?;
+            report.removed_files.push(entry.path());
+        } else if let Some(b) = parse_file_name(name, "log") {
+            logs.push(b);
+        } else if let Some(b) = parse_file_name(name, "idx") {
+            idxs.push(b);
+        }
+    }
+    logs.sort_unstable();
+    idxs.sort_unstable();
+    Ok((logs, idxs))
+}
+
+fn producer_snapshot(seg: &SealedSegment) -> Result<ProducerTable, LogError> {
+    let count = seg.header.producer_count;
+    seg.with_index(|b| ProducerTable::decode(b.producers, count))?
+        .ok_or_else(|| LogError::CorruptFile {
+            path: seg.idx_path.clone(),
+            reason: "bad producer snapshot",
+        })
+}
+
+/// Scans `bytes` into fresh indexes.
+fn index_bytes(
+    bytes: &[u8],
+    base: u64,
+    interval: u32,
+    producers: &mut ProducerTable,
+) -> (IndexBuilder, crate::segment::scan::ScanEnd) {
+    let mut builder = IndexBuilder::new(interval);
+    let end = scan_batches(bytes, base, |pos, b| {
+        let rel = u32::try_from(b.base_offset() - base).unwrap_or(u32::MAX);
+        let keys = (!b.is_control()).then(|| b.records().map(|r| r.key));
+        builder.add_batch(pos as u32, rel, b.first_time_ms(), b.last_time_ms(), keys);
+        if let Some(p) = b.producer() {
+            producers.record(
+                p,
+                RecentBatch {
+                    sequence: p.sequence,
+                    base_offset: b.base_offset(),
+                    last_offset: b.last_offset(),
+                    log_time_ms: b.first_time_ms(),
+                },
+            );
+        }
+    });
+    (builder, end)
+}
+
+/// Rebuilds the index file of a sealed segment that has none (or a bad one).
+fn rebuild_sealed(
+    s: &PartitionSettings,
+    base: u64,
+    mut producers: ProducerTable,
+) -> Result<SealedSegment, LogError> {
+    let path = s.dir.join(log_file_name(base));
+    let file = std::fs::File::open(&path).map_err(|e| LogError::io(&path, e))?;
+    let len = file.metadata().map_err(|e| LogError::io(&path, e))?.len();
+    let map = Mapping::map(&file, &path, len)?;
+    let (builder, end) = index_bytes(map.bytes(len), base, s.index_interval_bytes, &mut producers);
+    if let Some(e) = end.error {
+        return Err(LogError::from_batch(path, end.valid_len, e));
+    }
+    let idx = encode_index_file(len, base, end.next_offset, &builder, &producers);
+    crate::atomic_file::write(&s.dir.join(index_file_name(base)), &idx, true)?;
+    SealedSegment::open(&s.dir, base)
+}
+
+/// Opens (or creates) the partition in `s.dir`.
+pub(crate) fn open_partition(
+    s: PartitionSettings,
+) -> Result<(Arc<Partition>, PartitionRecovery), LogError> {
+    let mut report = PartitionRecovery {
+        topic: s.topic.clone(),
+        partition: s.partition,
+        ..Default::default()
+    };
+    std::fs::create_dir_all(&s.dir).map_err(|e| LogError::io(&s.dir, e))?;
+    let (logs, idxs) = list(&s.dir, &mut report)?;
+    for b in idxs.iter().filter(|b| logs.binary_search(b).is_err()) {
+        let p = s.dir.join(index_file_name(*b));
+        std::fs::remove_file(&p).map_err(|e| LogError::io(&p, e))?;
+        report.removed_files.push(p);
+    }
+    let mut sealed: BTreeMap<u64, Arc<SealedSegment>> = BTreeMap::new();
+    let mut active_base = None;
+    for (i, &base) in logs.iter().enumerate() {
+        let is_last = i + 1 == logs.len();
+        match SealedSegment::open(&s.dir, base) {
+            Ok(seg) => {
+                sealed.insert(base, Arc::new(seg));
+            }
+            Err(_) if is_last => active_base = Some(base),
+            Err(_) => {
+                let prev = match sealed.values().next_back() {
+                    Some(p) => producer_snapshot(p)?,
+                    None => ProducerTable::default(),
+                };
+                let seg = rebuild_sealed(&s, base, prev)?;
+                report.rebuilt_indexes.push(seg.idx_path.clone());
+                sealed.insert(base, Arc::new(seg));
+            }
+        }
+    }
+    let mut expected = None;
+    for seg in sealed.values() {
+        if expected.is_some_and(|e| e != seg.header.base_offset) {
+            return Err(LogError::CorruptFile {
+                path: seg.log_path.clone(),
+                reason: "segment offsets are not contiguous",
+            });
+        }
+        expected = Some(seg.header.next_offset);
+    }
+    let mut producers = match sealed.values().next_back() {
+        Some(last) => producer_snapshot(last)?,
+        None => ProducerTable::default(),
+    };
+    let mut last_time_ms = sealed
+        .values()
+        .next_back()
+        .map_or(0, |l| l.header.last_time_ms);
+    let sealed_next = sealed.values().next_back().map(|l| l.header.next_offset);
+    let (active, write_pos, next_offset) = match active_base {
+        None => {
+            let base = sealed_next.unwrap_or(0);
+            (create_active(&s, base)?, 0, base)
+        }
+        Some(base) => {
+            if sealed_next.is_some_and(|n| n != base) {
+                return Err(LogError::CorruptFile {
+                    path: s.dir.join(log_file_name(base)),
+                    reason: "segment offsets are not contiguous",
+                });
+            }
+            let path = s.dir.join(log_file_name(base));
+            // A stale index of the active segment (from a crash while
+            // sealing) no longer matches and would confuse the next open.
+            let stale_idx = s.dir.join(index_file_name(base));
+            if stale_idx.exists() {
+                std::fs::remove_file(&stale_idx).map_err(|e| LogError::io(&stale_idx, e))?;
+                report.removed_files.push(stale_idx);
+            }
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(|e| LogError::io(&path, e))?;
+            let len = file.metadata().map_err(|e| LogError::io(&path, e))?.len();
+            let (builder, end) = {
+                let scan_map = Mapping::map(&file, &path, len)?;
+                index_bytes(
+                    scan_map.bytes(len),
+                    base,
+                    s.index_interval_bytes,
+                    &mut producers,
+                )
+                // The scan mapping is dropped here, before any truncation.
+            };
+            report.active_bytes_scanned = len;
+            if let Some(reason) = end.error {
+                file.set_len(end.valid_len)
+                    .map_err(|e| LogError::io(&path, e))?;
+                tracing::warn!(segment = %path.display(), at = end.valid_len, removed = len - end.valid_len, %reason, "truncated torn tail");
+                report.truncated = Some(Truncation {
+                    segment: path.clone(),
+                    file_offset: end.valid_len,
+                    bytes_removed: len - end.valid_len,
+                    reason,
+                });
+            }
+            // What a killed process left in the page cache becomes visible
+            // to readers now, so make it durable first.
+            file.sync_all().map_err(|e| LogError::io(&path, e))?;
+            last_time_ms = last_time_ms.max(end.last_time_ms);
+            (
+                open_active(&s, base, file, end.valid_len, builder)?,
+                end.valid_len,
+                end.next_offset,
+            )
+        }
+    };
+    report.sealed_segments = sealed.len();
+    let start = sealed.keys().next().copied().unwrap_or(active.base_offset);
+    let progress = Arc::new(Progress::new(
+        &s.topic,
+        s.partition,
+        start,
+        next_offset,
+        next_offset,
+    ));
+    let partition = Arc::new_cyclic(|me| Partition {
+        settings: s,
+        me: me.clone(),
+        writer: Mutex::new(Writer {
+            active: active.clone(),
+            write_pos,
+            next_offset,
+            last_time_ms,
+            producers,
+        }),
+        segments: RwLock::new(Segments { sealed, active }),
+        progress,
+        queued: AtomicBool::new(false),
+        archived: Mutex::new(None),
+    });
+    Ok((partition, report))
+}

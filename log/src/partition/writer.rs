@@ -1,0 +1,316 @@
+//! The append path: admission (limits, producer sequence), offsets and log
+//! time, the positioned write, in-memory indexing, segment roll and seal.
+//!
+//! Why the write happens under the writer lock: file positions must be
+//! assigned in offset order and a batch must be fully written before the
+//! next one is placed after it; the costly parts (encoding the records and
+//! their CRC, the fdatasync) happen outside the lock.
+
+use std::fs::{File, OpenOptions};
+use std::sync::Arc;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::producer::{Admission, RecentBatch};
+use super::progress::{DataReady, Durable};
+use super::{Partition, Writer};
+use crate::atomic_file;
+use crate::batch::{AppendAck, AppendRequest, Record, encode_batch};
+use crate::config::Durability;
+use crate::error::LogError;
+use crate::io;
+use crate::limits::BATCH_BYTES_MAX;
+use crate::locking;
+use crate::mmap::Mapping;
+use crate::segment::index::{IndexBuilder, decode_index_header, encode_index_file};
+use crate::segment::{ActiveSegment, SealedSegment, index_file_name, log_file_name};
+
+/// What the syncer fdatasyncs for one partition in one round.
+#[derive(Debug)]
+pub(crate) struct SyncSnapshot {
+    pub(crate) segment: Arc<ActiveSegment>,
+    write_pos: u64,
+    next_offset: u64,
+}
+
+/// Creates an empty segment file and maps it with room to grow.
+pub(crate) fn create_active(
+    p: &super::PartitionSettings,
+    base: u64,
+) -> Result<Arc<ActiveSegment>, LogError> {
+    let path = p.dir.join(log_file_name(base));
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| LogError::io(&path, e))?;
+    io::sync_dir(&p.dir).map_err(|e| LogError::io(&p.dir, e))?;
+    open_active(p, base, file, 0, IndexBuilder::new(p.index_interval_bytes))
+}
+
+/// Wraps an open segment file whose first `len` bytes are valid batches.
+pub(crate) fn open_active(
+    p: &super::PartitionSettings,
+    base: u64,
+    file: File,
+    len: u64,
+    index: IndexBuilder,
+) -> Result<Arc<ActiveSegment>, LogError> {
+    let path = p.dir.join(log_file_name(base));
+    let capacity = p.segment_bytes_max + BATCH_BYTES_MAX as u64;
+    let map = Arc::new(Mapping::map(&file, &path, capacity)?);
+    Ok(Arc::new(ActiveSegment {
+        base_offset: base,
+        log_path: path,
+        file,
+        map,
+        visible_len: AtomicU64::new(len),
+        index: RwLock::new(index),
+    }))
+}
+
+impl Partition {
+    /// Appends one batch and returns when it is durable under the log's
+    /// durability mode: after the covering fdatasync for `Fsync`, after the
+    /// write for `Interval` and `None`.
+    pub fn append(&self, req: &AppendRequest<'_>) -> Result<AppendAck, LogError> {
+        let (ack, durable) = self.append_pending(req)?;
+        if self.settings.durability == Durability::Fsync {
+            durable.wait()?;
+        }
+        Ok(ack)
+    }
+
+    /// Appends one batch and returns once it is written, with a handle that
+    /// completes when the covering fdatasync is done. A retried producer
+    /// batch returns its original ack (`duplicate: true`).
+    pub fn append_pending(
+        &self,
+        req: &AppendRequest<'_>,
+    ) -> Result<(AppendAck, Durable), LogError> {
+        self.append_inner(req, false)
+    }
+
+    /// Appends a control batch (e.g. ticks for idle partitions). Control
+    /// records are readable like others but are left out of the key index.
+    pub fn append_control(&self, records: &[Record<'_>]) -> Result<(AppendAck, Durable), LogError> {
+        self.append_inner(
+            &AppendRequest {
+                records,
+                producer: None,
+            },
+            true,
+        )
+    }
+
+    fn append_inner(
+        &self,
+        req: &AppendRequest<'_>,
+        control: bool,
+    ) -> Result<(AppendAck, Durable), LogError> {
+        let mut batch = encode_batch(req, control)?;
+        let mut w = locking::lock(&self.writer);
+        if self.progress.is_closed() {
+            return Err(LogError::Closed);
+        }
+        if self.progress.is_poisoned() {
+            return Err(self.progress.poisoned_error());
+        }
+        if let Some(p) = req.producer
+            && let Admission::Duplicate(ack) = w.producers.admit(p)?
+        {
+            return Ok((
+                ack,
+                Durable::new(self.progress.clone(), ack.last_offset + 1),
+            ));
+        }
+        let log_time_ms = self.settings.clock.now_ms().max(w.last_time_ms);
+        let base_offset = w.next_offset;
+        batch.seal(base_offset, log_time_ms);
+        let len = batch.bytes.len() as u64;
+        if w.write_pos > 0 && w.write_pos + len > self.settings.segment_bytes_max {
+            self.roll(&mut w)?;
+        }
+        let pos = w.write_pos;
+        debug_assert!(pos + len <= self.settings.segment_bytes_max + BATCH_BYTES_MAX as u64);
+        if let Err(e) =
+            self.settings
+                .io
+                .write_all_at(&w.active.file, &w.active.log_path, &batch.bytes, pos)
+        {
+            self.progress.poison(format!(
+                "write of {len} bytes at {pos} in {} failed: {e}",
+                w.active.log_path.display()
+            ));
+            return Err(LogError::io(&w.active.log_path, e));
+        }
+        let rel = u32::try_from(base_offset - w.active.base_offset).unwrap_or(u32::MAX);
+        let keys = (!control).then(|| req.records.iter().map(|r| r.key));
+        locking::write(&w.active.index).add_batch(pos as u32, rel, log_time_ms, log_time_ms, keys);
+        let count = u64::from(batch.record_count);
+        w.write_pos = pos + len;
+        w.next_offset = base_offset + count;
+        w.last_time_ms = log_time_ms;
+        let ack = AppendAck {
+            base_offset,
+            last_offset: base_offset + count - 1,
+            log_time_ms,
+            duplicate: false,
+        };
+        if let Some(p) = req.producer {
+            w.producers.record(
+                p,
+                RecentBatch {
+                    sequence: p.sequence,
+                    base_offset,
+                    last_offset: ack.last_offset,
+                    log_time_ms,
+                },
+            );
+        }
+        self.progress
+            .next_offset
+            .store(w.next_offset, Ordering::Release);
+        let target = w.next_offset;
+        if self.settings.durability == Durability::None {
+            w.active
+                .visible_len
+                .fetch_max(w.write_pos, Ordering::AcqRel);
+            self.progress.publish_durable(target);
+        }
+        drop(w);
+        if self.settings.durability != Durability::None {
+            self.mark_dirty();
+        }
+        Ok((ack, Durable::new(self.progress.clone(), target)))
+    }
+
+    fn mark_dirty(&self) {
+        if !self.queued.swap(true, Ordering::AcqRel)
+            && let Some(me) = self.me.upgrade()
+        {
+            self.settings.syncer.enqueue(me);
+        }
+    }
+
+    /// Seals the active segment (fdatasync, write its index file) and starts
+    /// a new one at the next offset. Any failure poisons the partition.
+    fn roll(&self, w: &mut Writer) -> Result<(), LogError> {
+        let res = self.roll_inner(w);
+        if let Err(e) = &res {
+            self.progress.poison(format!(
+                "sealing segment {} failed: {e}",
+                w.active.log_path.display()
+            ));
+        }
+        res
+    }
+
+    fn roll_inner(&self, w: &mut Writer) -> Result<(), LogError> {
+        let s = &self.settings;
+        let old = w.active.clone();
+        s.io.sync(&old.file, &old.log_path)
+            .map_err(|e| LogError::io(&old.log_path, e))?;
+        let idx = {
+            let builder = locking::read(&old.index);
+            encode_index_file(
+                w.write_pos,
+                old.base_offset,
+                w.next_offset,
+                &builder,
+                &w.producers,
+            )
+        };
+        let idx_path = s.dir.join(index_file_name(old.base_offset));
+        atomic_file::write(&idx_path, &idx, false)?;
+        let header = decode_index_header(&idx_path, &idx)?;
+        let new = create_active(s, w.next_offset)?; // also fsyncs the directory (rename + create)
+        old.visible_len.fetch_max(w.write_pos, Ordering::AcqRel);
+        let sealed = Arc::new(SealedSegment::from_parts(&s.dir, header, old.map.clone()));
+        {
+            let mut segs = locking::write(&self.segments);
+            segs.sealed.insert(old.base_offset, sealed);
+            segs.active = new.clone();
+        }
+        w.active = new;
+        w.write_pos = 0;
+        self.progress.publish_durable(w.next_offset);
+        Ok(())
+    }
+
+    /// Called by the syncer: what to fdatasync, or `None` if all is durable.
+    pub(crate) fn sync_snapshot(&self) -> Option<SyncSnapshot> {
+        self.queued.store(false, Ordering::Release);
+        let w = locking::lock(&self.writer);
+        (w.next_offset > self.progress.durable_offset() && !self.progress.is_poisoned()).then(
+            || SyncSnapshot {
+                segment: w.active.clone(),
+                write_pos: w.write_pos,
+                next_offset: w.next_offset,
+            },
+        )
+    }
+
+    /// Called by the syncer after the fdatasync of a snapshot.
+    pub(crate) fn sync_done(&self, snap: &SyncSnapshot, res: std::io::Result<()>) {
+        match res {
+            Ok(()) => {
+                snap.segment
+                    .visible_len
+                    .fetch_max(snap.write_pos, Ordering::AcqRel);
+                self.progress.publish_durable(snap.next_offset);
+            }
+            Err(e) => self.progress.poison(format!(
+                "fdatasync of {} failed: {e}",
+                snap.segment.log_path.display()
+            )),
+        }
+    }
+
+    /// fdatasyncs whatever is written and refuses later appends; used by
+    /// `Log::close`. Holding the writer lock makes the two steps atomic
+    /// with respect to appends.
+    pub(crate) fn close_partition(&self) -> Result<(), LogError> {
+        let w = locking::lock(&self.writer);
+        let mut res = Ok(());
+        if w.next_offset > self.progress.durable_offset() && !self.progress.is_poisoned() {
+            let snap = SyncSnapshot {
+                segment: w.active.clone(),
+                write_pos: w.write_pos,
+                next_offset: w.next_offset,
+            };
+            let r = self
+                .settings
+                .io
+                .sync(&snap.segment.file, &snap.segment.log_path);
+            if let Err(e) = &r {
+                res = Err(LogError::io(
+                    &snap.segment.log_path,
+                    std::io::Error::new(e.kind(), e.to_string()),
+                ));
+            }
+            self.sync_done(&snap, r);
+        }
+        self.progress.close();
+        drop(w);
+        res
+    }
+
+    /// Blocks until data after `after_offset` is durable or `timeout`
+    /// passes; true if there is data to read. Returns early (true) if the
+    /// partition is poisoned or the log closed, so the caller notices.
+    pub fn wait_for_data(&self, after_offset: u64, timeout: std::time::Duration) -> bool {
+        self.progress
+            .wait(after_offset.saturating_add(1), Some(timeout))
+            .is_some()
+    }
+
+    /// A future that completes when data after `after_offset` is durable.
+    pub fn data_ready(&self, after_offset: u64) -> DataReady {
+        DataReady(Durable::new(
+            self.progress.clone(),
+            after_offset.saturating_add(1),
+        ))
+    }
+}
