@@ -2,4 +2,13 @@
 //! the fused operator chain over the log, with bounded batch queues,
 //! checkpoints, tick records, drop mode and a metrics registry.
 //!
-//! Not built yet: this crate is a placeholder for issue 5.
+//! The core is sans-IO, in the manner of a protocol state machine: the
+//! merge scheduler ([`merge`]) and the partition task ([`task`]) take
+//! batches and log times in and return effects (append these output
+//! batches, request a tick, save this checkpoint). The worker threads that
+//! read the real log, append, fsync and pin cores are a thin driver around
+//! them, and the deterministic simulation in the tests drives the same core
+//! with a simulated log, clock and faults.
+
+pub mod input;
+pub mod merge;
