@@ -111,6 +111,9 @@ impl VerifyReport {
     }
 }
 
+/// Batch position -> (relative offset, first log time).
+type BatchPositions = HashMap<u32, (u32, u64)>;
+
 fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, LogError> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| LogError::io(dir, e))?
@@ -198,35 +201,58 @@ fn verify_partition(dir: &Path, r: &mut VerifyReport) -> Result<(), LogError> {
         };
         let mut builder = IndexBuilder::new(u32::MAX);
         let mut batch_at: HashMap<u32, (u32, u64)> = HashMap::new();
-        let (mut batches, mut records) = (0u64, 0u64);
-        let end = scan_batches(&bytes, base, |pos, b| {
-            batches += 1;
-            records += u64::from(b.record_count());
-            let rel = u32::try_from(b.base_offset() - base).unwrap_or(u32::MAX);
-            batch_at.insert(pos as u32, (rel, b.first_time_ms()));
-            let keys = (!b.is_control()).then(|| b.records().map(|rec| rec.key));
-            builder.add_batch(pos as u32, rel, b.first_time_ms(), b.last_time_ms(), keys);
-        });
-        r.batches += batches;
-        r.records += records;
-        expected = Some(end.next_offset);
         let has_idx = idx_path.exists();
-        if let Some(error) = end.error {
-            let bytes_left = bytes.len() as u64 - end.valid_len;
-            let kind = if is_last && !has_idx {
+        let mut pos = 0usize;
+        let mut next_offset = base;
+        let mut damaged = false;
+        // Scan; after a bad batch whose header is still sane, skip it and
+        // go on, so that one flipped bit does not hide later problems.
+        while pos < bytes.len() {
+            let (mut batches, mut records) = (0u64, 0u64);
+            let end = scan_batches(&bytes[pos..], next_offset, |at, b| {
+                batches += 1;
+                records += u64::from(b.record_count());
+                let at = (pos as u64 + at) as u32;
+                let rel = u32::try_from(b.base_offset() - base).unwrap_or(u32::MAX);
+                batch_at.insert(at, (rel, b.first_time_ms()));
+                let keys = (!b.is_control()).then(|| b.records().map(|rec| rec.key));
+                builder.add_batch(at, rel, b.first_time_ms(), b.last_time_ms(), keys);
+            });
+            r.batches += batches;
+            r.records += records;
+            next_offset = end.next_offset;
+            let bad_at = pos + end.valid_len as usize;
+            let Some(error) = end.error else {
+                break;
+            };
+            damaged = true;
+            let skip = crate::batch::parse_header(&bytes[bad_at..])
+                .ok()
+                .filter(|h| {
+                    h.base_offset == next_offset && bad_at + h.batch_bytes as usize <= bytes.len()
+                });
+            let kind = if is_last && !has_idx && skip.is_none() {
                 ProblemKind::TornTail {
                     error,
-                    bytes: bytes_left,
+                    bytes: (bytes.len() - bad_at) as u64,
                 }
             } else {
                 ProblemKind::BadBatch { error }
             };
             r.problems.push(Problem {
                 path: log_path.clone(),
-                file_offset: Some(end.valid_len),
+                file_offset: Some(bad_at as u64),
                 kind,
             });
+            match skip {
+                Some(h) => {
+                    pos = bad_at + h.batch_bytes as usize;
+                    next_offset = h.base_offset + u64::from(h.record_count);
+                }
+                None => break,
+            }
         }
+        expected = Some(next_offset);
         if !has_idx {
             if !is_last {
                 r.problems.push(Problem {
@@ -237,30 +263,31 @@ fn verify_partition(dir: &Path, r: &mut VerifyReport) -> Result<(), LogError> {
             }
             continue;
         }
-        if let Err(reason) = check_index(
-            &idx_path,
-            bytes.len() as u64,
-            end.next_offset,
-            &builder,
-            &batch_at,
-        ) {
-            r.problems.push(Problem {
+        let checked = if damaged {
+            None
+        } else {
+            Some((next_offset, &builder, &batch_at))
+        };
+        match check_index(&idx_path, bytes.len() as u64, checked) {
+            Ok(idx_next) if damaged => expected = Some(idx_next),
+            Ok(_) => {}
+            Err(reason) => r.problems.push(Problem {
                 path: idx_path,
                 file_offset: None,
                 kind: ProblemKind::IndexInvalid { reason },
-            });
+            }),
         }
     }
     Ok(())
 }
 
+/// Checks an index file against its segment; with `rebuilt` (the segment
+/// scanned clean) also every entry. Returns the index's next offset.
 fn check_index(
     path: &Path,
     segment_bytes: u64,
-    next_offset: u64,
-    rebuilt: &IndexBuilder,
-    batch_at: &HashMap<u32, (u32, u64)>,
-) -> Result<(), String> {
+    rebuilt: Option<(u64, &IndexBuilder, &BatchPositions)>,
+) -> Result<u64, String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     let h = decode_index_header(path, &bytes).map_err(|e| e.to_string())?;
     let body = split_index_body(path, &h, &bytes, true).map_err(|e| e.to_string())?;
@@ -270,6 +297,13 @@ fn check_index(
             h.segment_bytes
         ));
     }
+    if crate::partition::producer::ProducerTable::decode(body.producers, h.producer_count).is_none()
+    {
+        return Err("producer snapshot is malformed".to_string());
+    }
+    let Some((next_offset, rebuilt, batch_at)) = rebuilt else {
+        return Ok(h.next_offset);
+    };
     if h.next_offset != next_offset {
         return Err(format!(
             "records next offset {}, segment ends at {next_offset}",
@@ -289,9 +323,5 @@ fn check_index(
     if keys.len() != body.key_len() || keys.iter().enumerate().any(|(i, k)| *k != body.key_at(i)) {
         return Err("key index does not match the segment's records".to_string());
     }
-    if crate::partition::producer::ProducerTable::decode(body.producers, h.producer_count).is_none()
-    {
-        return Err("producer snapshot is malformed".to_string());
-    }
-    Ok(())
+    Ok(h.next_offset)
 }

@@ -57,8 +57,22 @@ pub(crate) fn batch_crc(batch: &[u8]) -> u32 {
 }
 
 /// Parses and bounds-checks the header without checking the CRC: enough to
-/// skip over a batch while seeking. `bytes` starts at the batch.
+/// skip over a batch while seeking. `bytes` starts at the batch and must
+/// hold all of it.
 pub(crate) fn peek_header(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
+    let h = parse_header(bytes)?;
+    let len = h.batch_bytes as usize;
+    if bytes.len() < len {
+        return Err(BatchError::Truncated {
+            needed: len as u64,
+            available: bytes.len() as u64,
+        });
+    }
+    Ok(h)
+}
+
+/// Parses the 64-byte header alone (magic, version, length bounds).
+pub(crate) fn parse_header(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
     if bytes.len() < BATCH_HEADER_BYTES {
         return Err(BatchError::Truncated {
             needed: BATCH_HEADER_BYTES as u64,
@@ -88,12 +102,6 @@ pub(crate) fn peek_header(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
     if !(BATCH_HEADER_BYTES + RECORD_HEADER_BYTES..=BATCH_BYTES_MAX).contains(&len) {
         return Err(BatchError::InvalidLength {
             batch_bytes: u64::from(h.batch_bytes),
-        });
-    }
-    if bytes.len() < len {
-        return Err(BatchError::Truncated {
-            needed: len as u64,
-            available: bytes.len() as u64,
         });
     }
     Ok(h)

@@ -7,8 +7,8 @@
 pub(crate) mod decode;
 mod encode;
 
-pub(crate) use decode::peek_header;
 pub use decode::{BatchRef, RecordIter, RecordView, decode_batch};
+pub(crate) use decode::{parse_header, peek_header};
 pub(crate) use encode::encode_batch;
 
 /// Magic bytes of a batch; the last byte is the format version.

@@ -95,6 +95,61 @@ impl Partition {
         read_segments(&segs, from_offset, bytes_max)
     }
 
+    /// Reads like [`Partition::read`] but through plain `pread` into owned
+    /// buffers instead of the mapping: the reference path that tests compare
+    /// the mmap path against, and a fallback for tools. Returns the encoded
+    /// batches, each checked by `decode_batch`.
+    pub fn read_pread(&self, from_offset: u64, bytes_max: usize) -> Result<Vec<Vec<u8>>, LogError> {
+        use std::os::unix::fs::FileExt;
+        let durable = self.durable_offset();
+        let (start, next) = (self.start_offset(), self.next_offset());
+        if from_offset < start || from_offset > next {
+            return Err(LogError::OffsetOutOfRange {
+                requested: from_offset,
+                start,
+                next,
+            });
+        }
+        if from_offset >= durable {
+            return Ok(Vec::new());
+        }
+        let segs = locking::read(&self.segments).starting_at(from_offset);
+        let mut out = Vec::new();
+        let mut total = 0usize;
+        for (i, seg) in segs.iter().enumerate() {
+            let visible = seg.visible_len();
+            let file = std::fs::File::open(seg.path()).map_err(|e| LogError::io(seg.path(), e))?;
+            let mut pos = if i == 0 {
+                seg.seek_offset(from_offset)?
+            } else {
+                0
+            };
+            while pos < visible {
+                let mut head =
+                    vec![0u8; crate::batch::BATCH_HEADER_BYTES.min((visible - pos) as usize)];
+                file.read_exact_at(&mut head, pos)
+                    .map_err(|e| LogError::io(seg.path(), e))?;
+                let h = crate::batch::parse_header(&head)
+                    .map_err(|e| LogError::from_batch(seg.path().to_path_buf(), pos, e))?;
+                let (len, last) = (u64::from(h.batch_bytes), h.last_offset());
+                if last >= from_offset {
+                    let mut buf = vec![0u8; len as usize];
+                    file.read_exact_at(&mut buf, pos)
+                        .map_err(|e| LogError::io(seg.path(), e))?;
+                    crate::batch::decode_batch(&buf)
+                        .map_err(|e| LogError::from_batch(seg.path().to_path_buf(), pos, e))?;
+                    total += buf.len();
+                    out.push(buf);
+                    if total >= bytes_max {
+                        return Ok(out);
+                    }
+                }
+                pos += len;
+            }
+        }
+        Ok(out)
+    }
+
     /// Reads archived batches (segments retention moved to the archive
     /// directory), like [`Partition::read`]. Empty if there is no archive or
     /// nothing archived at or after `from_offset`.

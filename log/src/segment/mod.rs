@@ -166,6 +166,13 @@ impl SegmentRef {
             SegmentRef::Active(a) => &a.log_path,
         }
     }
+    /// The number of bytes readers may see.
+    pub(crate) fn visible_len(&self) -> u64 {
+        match self {
+            SegmentRef::Sealed(s) => s.header.segment_bytes,
+            SegmentRef::Active(a) => a.visible_len(),
+        }
+    }
     /// The mapping and the number of bytes readers may see.
     pub(crate) fn bytes(&self) -> Result<(Arc<Mapping>, u64), LogError> {
         match self {
