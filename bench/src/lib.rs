@@ -2,6 +2,7 @@
 //! same run, HDR latency histograms, and one JSON object as the last line.
 
 pub mod disk;
+pub mod log;
 pub mod report;
 
 pub use report::{Report, latency_histogram_us, max_rss_mb};

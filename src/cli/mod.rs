@@ -5,6 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
+mod log;
+mod topics;
 mod up;
 
 /// Dropline: stream processing for real-time shipment tracking.
@@ -19,6 +22,15 @@ struct Cli {
 enum Command {
     /// Run the embedded single-node default with a demo drop.
     Up(up::UpArgs),
+    /// Create and list topics.
+    Topics(topics::TopicsArgs),
+    /// Dump and verify the log.
+    Log(log::LogArgs),
+    /// Run a benchmark; the last line printed is one JSON object.
+    Bench(bench::BenchArgs),
+    /// Internal: the appending child that `bench log` kills with SIGKILL.
+    #[command(name = "__log-append-child", hide = true)]
+    LogAppendChild(bench::AppendChildArgs),
 }
 
 /// Parses the command line, runs the subcommand and maps errors to exit
@@ -27,6 +39,10 @@ pub(crate) fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Up(args) => up::run(args),
+        Command::Topics(args) => topics::run(args),
+        Command::Log(args) => log::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::LogAppendChild(args) => bench::append_child(args),
     };
     match result {
         Ok(code) => code,

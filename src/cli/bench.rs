@@ -1,0 +1,85 @@
+//! `dropline bench ...`: system benchmarks. Each prints a readable summary
+//! and, as its last line, one JSON object.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+/// Arguments of `dropline bench`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct BenchArgs {
+    #[command(subcommand)]
+    command: BenchCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum BenchCommand {
+    /// Durable appends, replay, key lookups and crash recovery of the log.
+    Log {
+        /// Records to append.
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+        /// Bytes per record, key included.
+        #[arg(long, default_value_t = 250)]
+        record_bytes: usize,
+        /// Concurrent producer threads.
+        #[arg(long, default_value_t = 4)]
+        producers: usize,
+        /// Records per append.
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        /// Partitions of the benchmark topic.
+        #[arg(long, default_value_t = 1)]
+        partitions: u32,
+        /// `fsync` (default), `interval:<ms>` or `none`.
+        #[arg(long, default_value = "fsync")]
+        durability: String,
+        /// Directory for the log and the disk reference files.
+        #[arg(long, default_value = "target/bench-log")]
+        dir: PathBuf,
+    },
+}
+
+pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        BenchCommand::Log {
+            records,
+            record_bytes,
+            producers,
+            batch,
+            partitions,
+            durability,
+            dir,
+        } => {
+            let durability = dropline_bench::log::parse_durability(&durability)
+                .with_context(|| format!("unknown durability {durability:?}"))?;
+            let args = dropline_bench::log::LogBenchArgs {
+                records,
+                record_bytes,
+                producers,
+                batch_records: batch,
+                partitions,
+                durability,
+                dir,
+                child_exe: std::env::current_exe().ok(),
+            };
+            let report = dropline_bench::log::run(&args)?;
+            report.print();
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Arguments of the hidden crash child used by `bench log`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct AppendChildArgs {
+    /// Log directory to append to.
+    #[arg(long)]
+    dir: PathBuf,
+}
+
+pub(crate) fn append_child(args: AppendChildArgs) -> anyhow::Result<ExitCode> {
+    dropline_bench::log::append_until_killed(&args.dir)?;
+    Ok(ExitCode::SUCCESS)
+}
