@@ -3,3 +3,4 @@
 //! fan-out operators. No I/O, no clock, no threads.
 
 pub mod model;
+pub mod normalize;
