@@ -150,6 +150,8 @@ fn parent() -> Result<u64, String> {
                     seen += 1;
                 }
                 _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
                     return Err(format!(
                         "round {round}: child exited before {kill_after} acks"
                     ));

@@ -166,6 +166,43 @@ impl ProducerTable {
     }
 }
 
+/// Magic of the partition's `producers.snapshot` file; last byte = version.
+const SNAPSHOT_MAGIC: [u8; 4] = [b'D', b'L', b'P', 1];
+const SNAPSHOT_HEADER_BYTES: usize = 24;
+/// File name of the partition-level producer snapshot.
+pub(crate) const SNAPSHOT_FILE: &str = "producers.snapshot";
+
+/// Encodes the partition-level snapshot, valid at `offset` (the base of
+/// the segment that was started right after it). It outlives retention,
+/// which may delete every sealed segment and with them their snapshots.
+pub(crate) fn encode_snapshot_file(offset: u64, table: &ProducerTable) -> Vec<u8> {
+    let mut b = vec![0u8; SNAPSHOT_HEADER_BYTES];
+    let count = table.encode(&mut b);
+    b[0..4].copy_from_slice(&SNAPSHOT_MAGIC);
+    b[8..16].copy_from_slice(&offset.to_le_bytes());
+    b[16..20].copy_from_slice(&count.to_le_bytes());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&b[0..4]), &b[8..]);
+    b[4..8].copy_from_slice(&crc.to_le_bytes());
+    b
+}
+
+/// Decodes a snapshot file; `None` if damaged.
+pub(crate) fn decode_snapshot_file(b: &[u8]) -> Option<(u64, ProducerTable)> {
+    if b.len() < SNAPSHOT_HEADER_BYTES || b[0..4] != SNAPSHOT_MAGIC {
+        return None;
+    }
+    let crc = u32::from_le_bytes(b[4..8].try_into().ok()?);
+    if crc != crc32c::crc32c_append(crc32c::crc32c(&b[0..4]), &b[8..]) {
+        return None;
+    }
+    let offset = u64::from_le_bytes(b[8..16].try_into().ok()?);
+    let count = u32::from_le_bytes(b[16..20].try_into().ok()?);
+    Some((
+        offset,
+        ProducerTable::decode(&b[SNAPSHOT_HEADER_BYTES..], count)?,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

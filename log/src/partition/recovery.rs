@@ -192,9 +192,29 @@ pub(crate) fn open_partition(
         }
         expected = Some(seg.header.next_offset);
     }
+    // The newest sealed segment's snapshot is the freshest; if retention
+    // deleted every sealed segment, the partition-level snapshot written at
+    // the last seal stands in for it.
     let mut producers = match sealed.values().next_back() {
         Some(last) => producer_snapshot(last)?,
-        None => ProducerTable::default(),
+        None => {
+            let path = s.dir.join(super::producer::SNAPSHOT_FILE);
+            let active_start = active_base.unwrap_or(0);
+            match std::fs::read(&path) {
+                Ok(b) => match super::producer::decode_snapshot_file(&b) {
+                    Some((offset, table)) if offset == active_start => table,
+                    Some(_) => ProducerTable::default(),
+                    None => {
+                        return Err(LogError::CorruptFile {
+                            path,
+                            reason: "bad producer snapshot",
+                        });
+                    }
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => ProducerTable::default(),
+                Err(e) => return Err(LogError::io(&path, e)),
+            }
+        }
     };
     let mut last_time_ms = sealed
         .values()

@@ -225,6 +225,12 @@ impl Partition {
         let idx_path = s.dir.join(index_file_name(old.base_offset));
         atomic_file::write(&idx_path, &idx, false)?;
         let header = decode_index_header(&idx_path, &idx)?;
+        let snapshot = super::producer::encode_snapshot_file(w.next_offset, &w.producers);
+        atomic_file::write(
+            &s.dir.join(super::producer::SNAPSHOT_FILE),
+            &snapshot,
+            false,
+        )?;
         let new = create_active(s, w.next_offset)?; // also fsyncs the directory (rename + create)
         old.visible_len.fetch_max(w.write_pos, Ordering::AcqRel);
         let sealed = Arc::new(SealedSegment::from_parts(&s.dir, header, old.map.clone()));
