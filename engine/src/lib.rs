@@ -10,5 +10,20 @@
 //! them, and the deterministic simulation in the tests drives the same core
 //! with a simulated log, clock and faults.
 
+pub mod checkpoint;
+pub mod control;
 pub mod input;
 pub mod merge;
+pub mod output;
+pub mod processor;
+pub mod task;
+
+mod log_input;
+
+pub use checkpoint::{CheckpointError, CheckpointState, CheckpointStore, DirCheckpointStore};
+pub use control::{ControlRecord, DropSchedule, TICK_VALUE, append_control, request_drop_mode};
+pub use input::{BatchMeta, InputBatch, InputKind, InputRecord, SourceRef};
+pub use merge::{InputPosition, Merger, Readiness};
+pub use output::{OutputBatch, OutputSequences, OutputSink, OutputTopic};
+pub use processor::{Processor, ProcessorFactory};
+pub use task::{Effect, PartitionTask, StepOutput, StepResult, TaskConfig};
