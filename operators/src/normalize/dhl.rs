@@ -155,7 +155,11 @@ fn shipment(
         let place = place(event.location.as_ref().and_then(|l| l.address.as_ref()));
         let time = match offset {
             Some(offset) => ScanTime::with_offset(local, offset),
-            None => match zone::infer_zone(place.country.as_deref(), None, None) {
+            None => match zone::infer_zone(
+                place.country.as_deref(),
+                place.region.as_deref(),
+                place.postal_code.as_deref(),
+            ) {
                 Some(zone) => ScanTime::in_zone(local, zone, None),
                 None => ScanTime::offset_unknown(local),
             },
@@ -191,13 +195,13 @@ fn place(address: Option<&Address<'_>>) -> Location {
     let Some(a) = address else {
         return Location::default();
     };
-    let (city, named_country) = match non_blank(&a.address_locality) {
+    let (city, region, named_country) = match non_blank(&a.address_locality) {
         Some(locality) => split_locality(locality),
-        None => (None, None),
+        None => (None, None, None),
     };
     Location {
         city,
-        region: None,
+        region,
         postal_code: clean(a.postal_code.as_deref()),
         country: country_code(a.country_code.as_deref()).or(named_country),
     }

@@ -119,23 +119,57 @@ pub(crate) fn location(
     }
 }
 
-/// Splits DHL's free-text `addressLocality` into a city and a country:
-/// `"LEIPZIG - GERMANY"` gives (`LEIPZIG`, `DE`); `"Oderweg 2, AMSTERDAM"`
-/// gives (`AMSTERDAM`, none): a street line before a comma is dropped. Text
-/// with neither pattern is the city as written.
-pub(crate) fn split_locality(text: &str) -> (Option<String>, Option<String>) {
-    let (place, country) = match text.rsplit_once(" - ") {
-        Some((place, tail)) => match country_code(Some(tail)) {
-            Some(code) if tail.trim().len() > 2 => (place, Some(code)),
-            _ => (text, None),
-        },
-        None => (text, None),
-    };
-    let city = match place.rsplit_once(',') {
-        Some((_, last)) if last.chars().any(char::is_alphabetic) => last,
-        _ => place,
-    };
-    (clean(Some(city)), country)
+/// Splits DHL's free-text `addressLocality` into city, region and
+/// country:
+/// - `"LEIPZIG - GERMANY"` (Express): a country name after " - ".
+/// - `"Tempe, AZ, US"` (eCommerce): comma parts; a trailing country code
+///   (two letters only when three or more parts, else it reads as a
+///   region), then a trailing region code of two or three letters.
+/// - `"Oderweg 2, AMSTERDAM"`: the street line before a comma is dropped.
+///
+/// Text with none of these patterns is the city as written.
+pub(crate) fn split_locality(text: &str) -> (Option<String>, Option<String>, Option<String>) {
+    let mut country = None;
+    let mut place = text;
+    if let Some((head, tail)) = text.rsplit_once(" - ")
+        && tail.trim().len() > 2
+        && let Some(code) = country_code(Some(tail))
+    {
+        country = Some(code);
+        place = head;
+    }
+    let mut parts: Vec<&str> = place
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    if country.is_none() && parts.len() >= 2 {
+        let last = parts[parts.len() - 1];
+        let is_code = last.len() == 2 && last.bytes().all(|b| b.is_ascii_alphabetic());
+        if (!is_code || parts.len() >= 3)
+            && let Some(code) = country_code(Some(last))
+        {
+            country = Some(code);
+            parts.pop();
+        }
+    }
+    let mut region = None;
+    if parts.len() >= 2 {
+        let last = parts[parts.len() - 1];
+        if (2..=3).contains(&last.len()) && last.bytes().all(|b| b.is_ascii_alphabetic()) {
+            region = clean(Some(last));
+            parts.pop();
+        }
+    }
+    let city = parts
+        .iter()
+        .rev()
+        .find(|p| {
+            !p.starts_with(|c: char| c.is_ascii_digit()) && p.chars().any(char::is_alphabetic)
+        })
+        .or(parts.last())
+        .copied();
+    (clean(city), region, country)
 }
 
 #[cfg(test)]
@@ -169,22 +203,45 @@ mod tests {
 
     #[test]
     fn dhl_localities() {
+        let s = |c: Option<&str>, r: Option<&str>, n: Option<&str>| {
+            (
+                c.map(String::from),
+                r.map(String::from),
+                n.map(String::from),
+            )
+        };
         assert_eq!(
             split_locality("LEIPZIG - GERMANY"),
-            (Some("LEIPZIG".into()), Some("DE".into()))
+            s(Some("LEIPZIG"), None, Some("DE"))
         );
         assert_eq!(
             split_locality("Oderweg 2, AMSTERDAM"),
-            (Some("AMSTERDAM".into()), None)
+            s(Some("AMSTERDAM"), None, None)
         );
-        assert_eq!(split_locality("Bonn"), (Some("BONN".into()), None));
+        assert_eq!(split_locality("Bonn"), s(Some("BONN"), None, None));
         assert_eq!(
             split_locality("CINCINNATI HUB - OH - USA"),
-            (Some("CINCINNATI HUB - OH".into()), Some("US".into()))
+            s(Some("CINCINNATI HUB - OH"), None, Some("US"))
         );
         assert_eq!(
             split_locality("Paris - Nord"),
-            (Some("PARIS - NORD".into()), None)
+            s(Some("PARIS - NORD"), None, None)
+        );
+        assert_eq!(
+            split_locality("Tempe, AZ, US"),
+            s(Some("TEMPE"), Some("AZ"), Some("US"))
+        );
+        assert_eq!(
+            split_locality("Tempe, AZ"),
+            s(Some("TEMPE"), Some("AZ"), None)
+        );
+        assert_eq!(
+            split_locality("Toronto, Canada"),
+            s(Some("TORONTO"), None, Some("CA"))
+        );
+        assert_eq!(
+            split_locality("53113 Bonn, Germany"),
+            s(Some("53113 BONN"), None, Some("DE"))
         );
     }
 }

@@ -275,7 +275,10 @@ fn emit(
     let code = text(&status.code).trim();
     let kind = text(&status.kind).trim();
     let description = text(&status.description).trim();
-    let raw_code = [status_code, code, kind]
+    // The two-letter code first: the Track Alert webhook has no status
+    // code, and the same scan should carry the same raw code whichever
+    // way it arrived. The status code still decides the classification.
+    let raw_code = [code, status_code, kind]
         .into_iter()
         .find(|c| !c.is_empty())
         .unwrap_or("");
@@ -492,9 +495,9 @@ mod tests {
         let out = run(&response(&[photo, odd])).unwrap();
         assert_eq!(out.events.len(), 1);
         assert_eq!(out.events[0].status, Status::Unknown);
-        assert_eq!(out.events[0].raw_code, "998");
+        assert_eq!(out.events[0].raw_code, "ZZ");
         assert_eq!(out.unknown_codes.len(), 1);
-        assert_eq!(out.unknown_codes[0].raw_code, "998");
+        assert_eq!(out.unknown_codes[0].raw_code, "ZZ");
         assert!(
             matches!(&out.skipped[0].reason, SkipReason::MetaUpdate { raw_code } if raw_code == "PX")
         );
