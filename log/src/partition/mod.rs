@@ -60,6 +60,9 @@ pub(crate) struct Writer {
 #[derive(Debug)]
 pub(crate) struct Segments {
     pub(crate) sealed: BTreeMap<u64, Arc<SealedSegment>>,
+    /// Rolled segments whose index file is being written; read like the
+    /// active segment (in-memory indexes) until then.
+    pub(crate) sealing: BTreeMap<u64, Arc<ActiveSegment>>,
     pub(crate) active: Arc<ActiveSegment>,
 }
 
@@ -67,21 +70,26 @@ impl Segments {
     /// All segments in offset order, starting with the one holding `from`
     /// (or the first one).
     pub(crate) fn starting_at(&self, from: u64) -> Vec<SegmentRef> {
-        let first = self.sealed.range(..=from).next_back().map(|(b, _)| *b);
-        let mut v: Vec<SegmentRef> = match first {
-            Some(b) => self
-                .sealed
-                .range(b..)
-                .map(|(_, s)| SegmentRef::Sealed(s.clone()))
-                .collect(),
-            None => self
-                .sealed
-                .values()
-                .map(|s| SegmentRef::Sealed(s.clone()))
-                .collect(),
-        };
-        v.push(SegmentRef::Active(self.active.clone()));
-        v
+        let mut all: Vec<SegmentRef> = self
+            .sealed
+            .values()
+            .map(|s| SegmentRef::Sealed(s.clone()))
+            .chain(self.sealing.values().map(|a| SegmentRef::Active(a.clone())))
+            .collect();
+        all.sort_by_key(SegmentRef::base_offset);
+        all.push(SegmentRef::Active(self.active.clone()));
+        let first = all
+            .iter()
+            .rposition(|s| s.base_offset() <= from)
+            .unwrap_or(0);
+        all.split_off(first)
+    }
+
+    /// First offset still held by a segment.
+    pub(crate) fn start_offset(&self) -> u64 {
+        let sealed = self.sealed.keys().next().copied().unwrap_or(u64::MAX);
+        let sealing = self.sealing.keys().next().copied().unwrap_or(u64::MAX);
+        sealed.min(sealing).min(self.active.base_offset)
     }
 }
 
@@ -98,6 +106,8 @@ pub struct Partition {
     /// Archived segments, loaded on first use and dropped when retention
     /// archives more.
     pub(crate) archived: Mutex<Option<Arc<ArchivedSegments>>>,
+    /// Offset of the newest producer snapshot file written.
+    pub(crate) snapshot_offset: Mutex<u64>,
 }
 
 impl std::fmt::Debug for Partition {
@@ -167,14 +177,19 @@ impl Partition {
         let write_pos = w.write_pos;
         drop(w);
         let segs = crate::locking::read(&self.segments);
-        let sealed_bytes: u64 = segs.sealed.values().map(|s| s.header.segment_bytes).sum();
+        let sealed_bytes: u64 = segs
+            .sealed
+            .values()
+            .map(|s| s.header.segment_bytes)
+            .sum::<u64>()
+            + segs.sealing.values().map(|a| a.visible_len()).sum::<u64>();
         PartitionInfo {
             partition: self.id(),
             start_offset: self.start_offset(),
             next_offset: self.next_offset(),
             durable_offset: self.durable_offset(),
             bytes: sealed_bytes + write_pos,
-            segments: segs.sealed.len() + 1,
+            segments: segs.sealed.len() + segs.sealing.len() + 1,
             poisoned: self.is_poisoned(),
         }
     }

@@ -299,10 +299,15 @@ pub(crate) fn open_partition(
             last_time_ms,
             producers,
         }),
-        segments: RwLock::new(Segments { sealed, active }),
+        segments: RwLock::new(Segments {
+            sealed,
+            sealing: BTreeMap::new(),
+            active,
+        }),
         progress,
         queued: AtomicBool::new(false),
         archived: Mutex::new(None),
+        snapshot_offset: Mutex::new(0),
     });
     Ok((partition, report))
 }

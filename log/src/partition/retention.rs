@@ -65,7 +65,8 @@ impl Partition {
     ) -> Result<Vec<DeletedSegment>, LogError> {
         let (victims, _) = {
             let segs = locking::read(&self.segments);
-            let active_bytes = segs.active.visible_len();
+            let active_bytes = segs.active.visible_len()
+                + segs.sealing.values().map(|a| a.visible_len()).sum::<u64>();
             let mut total: u64 = segs
                 .sealed
                 .values()
@@ -110,13 +111,9 @@ impl Partition {
             {
                 let mut segs = locking::write(&self.segments);
                 segs.sealed.remove(&seg.header.base_offset);
-                let start = segs
-                    .sealed
-                    .keys()
-                    .next()
-                    .copied()
-                    .unwrap_or(segs.active.base_offset);
-                self.progress.start_offset.store(start, Ordering::Release);
+                self.progress
+                    .start_offset
+                    .store(segs.start_offset(), Ordering::Release);
             }
             std::fs::remove_file(&seg.log_path).map_err(|e| LogError::io(&seg.log_path, e))?;
             std::fs::remove_file(&seg.idx_path).map_err(|e| LogError::io(&seg.idx_path, e))?;

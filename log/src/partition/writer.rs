@@ -25,6 +25,15 @@ use crate::mmap::Mapping;
 use crate::segment::index::{IndexBuilder, decode_index_header, encode_index_file};
 use crate::segment::{ActiveSegment, SealedSegment, index_file_name, log_file_name};
 
+/// A rolled segment whose index file is still to be written.
+#[derive(Debug)]
+pub(crate) struct PendingSeal {
+    segment: Arc<ActiveSegment>,
+    segment_bytes: u64,
+    next_offset: u64,
+    producers: super::producer::ProducerTable,
+}
+
 /// What the syncer fdatasyncs for one partition in one round.
 #[derive(Debug)]
 pub(crate) struct SyncSnapshot {
@@ -129,8 +138,9 @@ impl Partition {
         let base_offset = w.next_offset;
         batch.seal(base_offset, log_time_ms);
         let len = batch.bytes.len() as u64;
+        let mut seal = None;
         if w.write_pos > 0 && w.write_pos + len > self.settings.segment_bytes_max {
-            self.roll(&mut w)?;
+            seal = Some(self.roll(&mut w)?);
         }
         let pos = w.write_pos;
         debug_assert!(pos + len <= self.settings.segment_bytes_max + BATCH_BYTES_MAX as u64);
@@ -143,7 +153,12 @@ impl Partition {
                 "write of {len} bytes at {pos} in {} failed: {e}",
                 w.active.log_path.display()
             ));
-            return Err(LogError::io(&w.active.log_path, e));
+            let err = LogError::io(&w.active.log_path, e);
+            drop(w);
+            if let Some(seal) = seal {
+                self.finish_seal(seal);
+            }
+            return Err(err);
         }
         let rel = u32::try_from(base_offset - w.active.base_offset).unwrap_or(u32::MAX);
         let keys = (!control).then(|| req.records.iter().map(|r| r.key));
@@ -183,6 +198,9 @@ impl Partition {
         if self.settings.durability != Durability::None {
             self.mark_dirty();
         }
+        if let Some(seal) = seal {
+            self.finish_seal(seal);
+        }
         Ok((ack, Durable::new(self.progress.clone(), target)))
     }
 
@@ -194,54 +212,94 @@ impl Partition {
         }
     }
 
-    /// Seals the active segment (fdatasync, write its index file) and starts
-    /// a new one at the next offset. Any failure poisons the partition.
-    fn roll(&self, w: &mut Writer) -> Result<(), LogError> {
+    /// Starts a new segment at the next offset, under the writer lock:
+    /// fdatasyncs the old one (usually little is left: the syncer keeps up)
+    /// and creates the new file. Writing the old segment's index file is
+    /// left to [`Partition::finish_seal`], outside the lock, because sorting
+    /// and writing the key index of a full segment takes tens of
+    /// milliseconds. Any failure poisons the partition.
+    fn roll(&self, w: &mut Writer) -> Result<PendingSeal, LogError> {
         let res = self.roll_inner(w);
         if let Err(e) = &res {
             self.progress.poison(format!(
-                "sealing segment {} failed: {e}",
+                "rolling segment {} failed: {e}",
                 w.active.log_path.display()
             ));
         }
         res
     }
 
-    fn roll_inner(&self, w: &mut Writer) -> Result<(), LogError> {
+    fn roll_inner(&self, w: &mut Writer) -> Result<PendingSeal, LogError> {
         let s = &self.settings;
         let old = w.active.clone();
         s.io.sync(&old.file, &old.log_path)
             .map_err(|e| LogError::io(&old.log_path, e))?;
-        let idx = {
-            let builder = locking::read(&old.index);
-            encode_index_file(
-                w.write_pos,
-                old.base_offset,
-                w.next_offset,
-                &builder,
-                &w.producers,
-            )
-        };
-        let idx_path = s.dir.join(index_file_name(old.base_offset));
-        atomic_file::write(&idx_path, &idx, false)?;
-        let header = decode_index_header(&idx_path, &idx)?;
-        let snapshot = super::producer::encode_snapshot_file(w.next_offset, &w.producers);
-        atomic_file::write(
-            &s.dir.join(super::producer::SNAPSHOT_FILE),
-            &snapshot,
-            false,
-        )?;
-        let new = create_active(s, w.next_offset)?; // also fsyncs the directory (rename + create)
+        let new = create_active(s, w.next_offset)?; // fsyncs the directory
         old.visible_len.fetch_max(w.write_pos, Ordering::AcqRel);
-        let sealed = Arc::new(SealedSegment::from_parts(&s.dir, header, old.map.clone()));
         {
             let mut segs = locking::write(&self.segments);
-            segs.sealed.insert(old.base_offset, sealed);
+            segs.sealing.insert(old.base_offset, old.clone());
             segs.active = new.clone();
         }
+        let seal = PendingSeal {
+            segment: old,
+            segment_bytes: w.write_pos,
+            next_offset: w.next_offset,
+            producers: w.producers.clone(),
+        };
         w.active = new;
         w.write_pos = 0;
         self.progress.publish_durable(w.next_offset);
+        Ok(seal)
+    }
+
+    /// Writes the index file of a rolled segment (atomically, with the
+    /// producer snapshot) and moves it to the sealed set. A crash before
+    /// this completes leaves a segment without index, which recovery
+    /// rebuilds by scanning it.
+    pub(crate) fn finish_seal(&self, seal: PendingSeal) {
+        if let Err(e) = self.finish_seal_inner(&seal) {
+            self.progress.poison(format!(
+                "sealing segment {} failed: {e}",
+                seal.segment.log_path.display()
+            ));
+        }
+    }
+
+    fn finish_seal_inner(&self, seal: &PendingSeal) -> Result<(), LogError> {
+        let s = &self.settings;
+        let base = seal.segment.base_offset;
+        let idx = {
+            let builder = locking::read(&seal.segment.index);
+            encode_index_file(
+                seal.segment_bytes,
+                base,
+                seal.next_offset,
+                &builder,
+                &seal.producers,
+            )
+        };
+        let idx_path = s.dir.join(index_file_name(base));
+        atomic_file::write(&idx_path, &idx, true)?;
+        let header = decode_index_header(&idx_path, &idx)?;
+        {
+            // Seals may finish out of order; keep the newest snapshot.
+            let mut newest = locking::lock(&self.snapshot_offset);
+            if seal.next_offset > *newest {
+                let snapshot =
+                    super::producer::encode_snapshot_file(seal.next_offset, &seal.producers);
+                atomic_file::write(&s.dir.join(super::producer::SNAPSHOT_FILE), &snapshot, true)?;
+                *newest = seal.next_offset;
+            }
+        }
+        let sealed = Arc::new(SealedSegment::from_parts(
+            &s.dir,
+            header,
+            seal.segment.map.clone(),
+        ));
+        let mut segs = locking::write(&self.segments);
+        segs.sealing.remove(&base);
+        segs.sealed.insert(base, sealed);
         Ok(())
     }
 
