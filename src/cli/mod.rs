@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod log;
+mod normalize;
 mod topics;
 mod up;
 
@@ -26,6 +27,8 @@ enum Command {
     Topics(topics::TopicsArgs),
     /// Dump and verify the log.
     Log(log::LogArgs),
+    /// Normalize a carrier payload into canonical events (JSON lines).
+    Normalize(normalize::NormalizeArgs),
     /// Run a benchmark; the last line printed is one JSON object.
     Bench(bench::BenchArgs),
     /// Internal: the appending child that `bench log` kills with SIGKILL.
@@ -42,6 +45,7 @@ pub(crate) fn run() -> ExitCode {
         Command::Topics(args) => topics::run(args),
         Command::Log(args) => log::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Normalize(args) => normalize::run(args),
         Command::LogAppendChild(args) => bench::append_child(args),
     };
     match result {
