@@ -1,0 +1,169 @@
+//! The `dropline` binary as a user runs it: exit codes and output of the
+//! administrative and tooling verbs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn dropline(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dropline"))
+        .args(args)
+        .output()
+        .expect("run dropline")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+#[test]
+fn normalize_prints_canonical_json_lines() {
+    let fixture = repo("operators/tests/fixtures/usps/poll_item.json");
+    let out = dropline(&["normalize", "--carrier", "usps", fixture.to_str().unwrap()]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        for key in [
+            "tracking_number",
+            "carrier",
+            "status",
+            "sub_status",
+            "occurred_at",
+            "raw_code",
+        ] {
+            assert!(line.get(key).is_some(), "missing {key} in {line}");
+        }
+        for key in ["city", "region", "postal_code", "country"] {
+            assert!(
+                line["location"].get(key).is_some(),
+                "missing location.{key}"
+            );
+        }
+        assert_eq!(line["carrier"], "usps");
+        assert!(line["occurred_at"].as_str().unwrap().ends_with('Z'));
+    }
+}
+
+#[test]
+fn normalize_rejects_a_malformed_file_with_exit_code_1() {
+    let fixture = repo("operators/tests/fixtures/ups/malformed_bad_time.json");
+    let out = dropline(&["normalize", "--carrier", "ups", fixture.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("not a valid ups payload"),
+        "stderr: {stderr}"
+    );
+    assert!(
+        stderr.contains("time"),
+        "the reason names the field: {stderr}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn normalize_rejects_an_unknown_carrier() {
+    let out = dropline(&["normalize", "--carrier", "pony-express", "x.json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unknown carrier"));
+}
+
+#[test]
+fn topics_create_then_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let out = dropline(&[
+        "topics",
+        "create",
+        "carrier-events",
+        "--partitions",
+        "3",
+        "--data-dir",
+        data,
+    ]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let out = dropline(&["topics", "list", "--json", "--data-dir", data]);
+    assert!(out.status.success());
+    let topic: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(topic["topic"], "carrier-events");
+    assert_eq!(topic["partitions"].as_array().unwrap().len(), 3);
+    assert_eq!(topic["records"], 0);
+}
+
+#[test]
+fn log_verify_is_clean_on_a_good_log_and_fails_on_a_corrupt_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good");
+    let out = dropline(&[
+        "topics",
+        "create",
+        "t",
+        "--data-dir",
+        good.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let out = dropline(&["log", "verify", "--data-dir", good.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "stdout: {}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("no problems found"));
+
+    let bad = dir.path().join("bad");
+    copy_dir(&repo("log/tests/fixtures/sealed-corrupt"), &bad.join("log"));
+    let out = dropline(&["log", "verify", "--data-dir", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("problem:"), "stdout: {stdout}");
+    assert!(
+        stdout.contains(".log at byte"),
+        "names the segment and offset: {stdout}"
+    );
+}
+
+#[test]
+fn log_dump_prints_records_from_an_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    copy_dir(&repo("log/tests/fixtures/torn-tail"), &data.join("log"));
+    let out = dropline(&[
+        "log",
+        "dump",
+        "--topic",
+        "t",
+        "--from-offset",
+        "3",
+        "--limit",
+        "2",
+        "--json",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["offset"], 3);
+    assert_eq!(lines[1]["offset"], 4);
+}
