@@ -391,3 +391,76 @@ fn both_io_backends_write_the_same_bytes_and_both_read_paths_agree() {
     }
     assert_eq!(files[0], files[1]);
 }
+
+#[test]
+fn interval_mode_acks_after_write_and_syncs_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = LogConfig::new(dir.path());
+    c.durability = Durability::Interval { interval_ms: 5 };
+    let log = Log::open(c).unwrap();
+    log.create_topic("t", TopicConfig::new(1)).unwrap();
+    let p = log.partition("t", 0).unwrap();
+    let ack = p
+        .append(&AppendRequest {
+            records: &[rec(b"k", b"v")],
+            producer: None,
+        })
+        .unwrap();
+    assert_eq!(p.next_offset(), 1);
+    // Readers see the batch once the interval's fdatasync has run.
+    assert_eq!(ack.base_offset, 0);
+    assert!(p.wait_for_data(0, Duration::from_secs(60)));
+    assert_eq!(p.durable_offset(), 1);
+    assert_eq!(p.read(0, 1).unwrap().len(), 1);
+}
+
+#[test]
+fn size_retention_deletes_oldest_sealed_segments_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(TestClock(AtomicU64::new(1)));
+    let log = Log::open(config(dir.path(), &clock)).unwrap();
+    let mut t = TopicConfig::new(1);
+    t.retention_ms = None;
+    t.retention_bytes = Some(10_000);
+    log.create_topic("t", t).unwrap();
+    let p = log.partition("t", 0).unwrap();
+    let v = vec![9u8; 900];
+    for _ in 0..60 {
+        p.append(&AppendRequest {
+            records: &[rec(b"k", &v)],
+            producer: None,
+        })
+        .unwrap();
+    }
+    let before = p.info();
+    assert!(before.bytes > 10_000);
+    let report = log.enforce_retention(u64::MAX).unwrap();
+    assert!(!report.deleted.is_empty());
+    assert!(
+        report
+            .deleted
+            .iter()
+            .all(|d| d.reason == RetentionReason::Size && d.archived_to.is_none())
+    );
+    let after = p.info();
+    assert!(after.bytes <= 10_000 + 4096, "{after:?}");
+    assert_eq!(
+        after.start_offset,
+        report.deleted.last().unwrap().next_offset
+    );
+    assert_eq!(after.next_offset, 60);
+    assert!(matches!(
+        p.read(0, 1),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    assert_eq!(
+        p.read(after.start_offset, 1).unwrap()[0].base_offset(),
+        after.start_offset
+    );
+    assert_eq!(
+        p.lookup_key(b"k").unwrap().first().unwrap().offset,
+        after.start_offset
+    );
+    // Default (age) retention keeps everything younger than 30 days.
+    assert_eq!(TopicConfig::new(1).retention_ms, Some(RETENTION_MS_DEFAULT));
+}

@@ -273,8 +273,8 @@ impl Drop for Durable {
     }
 }
 
-/// Completes when data after a given offset is durable (tail following for
-/// async readers); see `Partition::data_ready`.
+/// Completes when the record at a given offset is durable (tail following
+/// for async readers); see `Partition::data_ready`.
 #[derive(Debug)]
 pub struct DataReady(pub(crate) Durable);
 

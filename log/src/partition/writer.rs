@@ -361,16 +361,20 @@ impl Partition {
         res
     }
 
-    /// Blocks until data after `after_offset` is durable or `timeout`
-    /// passes; true if there is data to read. Returns early (true) if the
-    /// partition is poisoned or the log closed, so the caller notices.
+    /// Tail following: blocks until the record at `after_offset` is durable
+    /// (`durable_offset() > after_offset`; pass the next offset you want to
+    /// read) or `timeout` passes. True if there is data to read; also true
+    /// early if the partition is poisoned or the log closed, so the caller
+    /// notices on its next read or append.
     pub fn wait_for_data(&self, after_offset: u64, timeout: std::time::Duration) -> bool {
         self.progress
             .wait(after_offset.saturating_add(1), Some(timeout))
             .is_some()
     }
 
-    /// A future that completes when data after `after_offset` is durable.
+    /// Async tail following: completes when the record at `after_offset` is
+    /// durable (as [`Partition::wait_for_data`]), with `Err` if the
+    /// partition is poisoned or the log closed first.
     pub fn data_ready(&self, after_offset: u64) -> DataReady {
         DataReady(Durable::new(
             self.progress.clone(),
