@@ -10,20 +10,31 @@
 //! them, and the deterministic simulation in the tests drives the same core
 //! with a simulated log, clock and faults.
 
+pub mod affinity;
 pub mod checkpoint;
 pub mod control;
+pub mod engine;
+pub mod error;
 pub mod input;
 pub mod merge;
+pub mod metrics;
 pub mod output;
 pub mod processor;
 pub mod task;
+pub mod tick;
 
 mod log_input;
+mod worker;
 
 pub use checkpoint::{CheckpointError, CheckpointState, CheckpointStore, DirCheckpointStore};
 pub use control::{ControlRecord, DropSchedule, TICK_VALUE, append_control, request_drop_mode};
+pub use engine::{
+    Engine, EngineConfig, OutputGate, ensure_topics, input_partitions, worker_for_partition,
+};
+pub use error::EngineError;
 pub use input::{BatchMeta, InputBatch, InputKind, InputRecord, SourceRef};
 pub use merge::{InputPosition, Merger, Readiness};
+pub use metrics::Metrics;
 pub use output::{OutputBatch, OutputSequences, OutputSink, OutputTopic};
 pub use processor::{Processor, ProcessorFactory};
 pub use task::{Effect, PartitionTask, StepOutput, StepResult, TaskConfig};

@@ -213,3 +213,179 @@ impl Rng {
         self.below(1000) < p_per_mille
     }
 }
+
+pub mod logs {
+    //! Filling a real log with a small workload and reading the engine's
+    //! outputs back.
+
+    use std::collections::BTreeMap;
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use dropline_engine::{InputKind, OutputTopic, TICK_VALUE, ensure_topics};
+    use dropline_log::{AppendRequest, Clock, Log, LogConfig, Record};
+    use dropline_operators::model::partition_for;
+
+    use super::Rng;
+
+    /// Output records per (topic, partition, producer) as strings.
+    pub type Outputs = BTreeMap<(String, u32, u64), Vec<String>>;
+
+    /// A log clock that advances one millisecond per reading, so every
+    /// batch has its own log time and tests never depend on the wall clock.
+    #[derive(Debug)]
+    pub struct StepClock(pub AtomicU64);
+
+    impl Clock for StepClock {
+        fn now_ms(&self) -> u64 {
+            self.0.fetch_add(1, Ordering::Relaxed)
+        }
+    }
+
+    /// Opens a log whose clock continues after the newest log time in it.
+    pub fn open(dir: &Path) -> Log {
+        let probe = Log::open(LogConfig::new(dir)).unwrap();
+        let mut newest = 1_700_000_000_000u64;
+        for t in probe.topics() {
+            for p in 0..t.config.partitions {
+                let part = probe.partition(&t.name, p).unwrap();
+                let next = part.next_offset();
+                if next > 0 {
+                    let from = next - 1;
+                    if let Some(b) = part.read(from, 1).unwrap().last() {
+                        newest = newest.max(b.last_time_ms());
+                    }
+                }
+            }
+        }
+        drop(probe);
+        let mut config = LogConfig::new(dir);
+        config.clock = Arc::new(StepClock(AtomicU64::new(newest + 1)));
+        Log::open(config).unwrap()
+    }
+
+    /// Appends `batches` input batches of up to `batch_records` records over
+    /// `keys` keys (orders and carrier events, partitioned by key), some
+    /// with empty values (dead letters).
+    pub fn fill(
+        log: &Log,
+        partitions: u32,
+        seed: u64,
+        batches: u64,
+        batch_records: u64,
+        keys: u64,
+    ) -> u64 {
+        ensure_topics(log, partitions).unwrap();
+        let mut rng = Rng(seed);
+        let mut total = 0;
+        for _ in 0..batches {
+            let input = if rng.chance(200) {
+                InputKind::Orders
+            } else {
+                InputKind::CarrierEvents
+            };
+            let p = rng.below(u64::from(partitions)) as u32;
+            let mut owned = Vec::new();
+            while (owned.len() as u64) < batch_records {
+                let key = format!("TN{:06}", rng.below(keys));
+                if partition_for(key.as_bytes(), partitions) != p {
+                    continue;
+                }
+                let value = if rng.chance(10) {
+                    Vec::new()
+                } else {
+                    format!("v{}", rng.below(1000)).into_bytes()
+                };
+                owned.push((key.into_bytes(), value));
+            }
+            let records: Vec<Record<'_>> = owned
+                .iter()
+                .map(|(k, v)| Record { key: k, value: v })
+                .collect();
+            log.partition(input.topic(), p)
+                .unwrap()
+                .append(&AppendRequest {
+                    records: &records,
+                    producer: None,
+                })
+                .unwrap();
+            total += records.len() as u64;
+        }
+        total
+    }
+
+    /// Appends a tick to every input partition, so everything before it can
+    /// be merged without the engine appending ticks itself.
+    pub fn close_inputs(log: &Log, partitions: u32) {
+        for input in InputKind::ALL {
+            let n = if input == InputKind::Control {
+                1
+            } else {
+                partitions
+            };
+            for p in 0..n {
+                let part = log.partition(input.topic(), p).unwrap();
+                let (_, durable) = part
+                    .append_control(&[Record {
+                        key: b"",
+                        value: TICK_VALUE,
+                    }])
+                    .unwrap();
+                durable.wait().unwrap();
+            }
+        }
+    }
+
+    /// The offsets the engine must reach to have processed everything now
+    /// in the inputs except each input's last batch (the closing tick, which
+    /// cannot be proven next until something follows it).
+    pub fn targets(log: &Log, partitions: u32) -> Vec<[u64; 3]> {
+        (0..partitions)
+            .map(|p| {
+                InputKind::ALL.map(|input| {
+                    let part = log
+                        .partition(input.topic(), input.topic_partition(p))
+                        .unwrap();
+                    part.next_offset().saturating_sub(1)
+                })
+            })
+            .collect()
+    }
+
+    /// Every output record, by (topic, partition, producer).
+    pub fn outputs(log: &Log, partitions: u32) -> Outputs {
+        let mut m = Outputs::new();
+        for t in OutputTopic::all() {
+            let n = if t.partitioned() { partitions } else { 1 };
+            for p in 0..n {
+                let part = log.partition(&t.name(), p).unwrap();
+                let mut from = 0;
+                loop {
+                    let batches = part.read(from, 1 << 20).unwrap();
+                    if batches.is_empty() {
+                        break;
+                    }
+                    for b in &batches {
+                        let producer = b.producer().map_or(0, |ps| ps.producer_id);
+                        let v = m.entry((t.name(), p, producer)).or_default();
+                        for r in b.records().filter(|r| r.offset >= from) {
+                            v.push(format!(
+                                "{}={}",
+                                String::from_utf8_lossy(r.key),
+                                String::from_utf8_lossy(r.value)
+                            ));
+                        }
+                        from = b.last_offset() + 1;
+                    }
+                }
+            }
+        }
+        m
+    }
+
+    /// Output records in total.
+    pub fn count(o: &Outputs) -> usize {
+        o.values().map(Vec::len).sum()
+    }
+}
