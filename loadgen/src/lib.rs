@@ -1,4 +1,6 @@
 //! Traffic and stand-ins for the outside world: load scenarios, the carrier
 //! simulator and the notification-provider simulator.
 //!
-//! Not built yet: this crate is a placeholder for issues 6, 8 and 9.
+//! Built so far: the carrier payload renderers ([`carrier_format`]).
+
+pub mod carrier_format;

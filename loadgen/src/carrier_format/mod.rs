@@ -1,0 +1,193 @@
+//! Carrier payload renderers: canonical journeys in, UPS, FedEx, USPS and
+//! DHL polling responses and webhook bodies out.
+//!
+//! The carrier simulator and the load generator must speak each carrier's
+//! real dialect, or the normalizers would only ever be tested against
+//! themselves. Each canonical (status, sub-status) is written with a real
+//! raw code of that carrier (a reverse table: one representative code per
+//! pair), local times and offsets are written the way the carrier writes
+//! them, and the result normalizes back to the same status, sub-status,
+//! instant and location (checked by a round-trip property test).
+//!
+//! Pairs a carrier cannot express are written with the status's default
+//! code (its sub-status is lost); statuses a carrier cannot express at all
+//! are written as an unmapped code, which normalizes to `unknown`.
+//! [`representable`] and [`supports`] say which is which.
+
+mod dhl;
+mod fedex;
+mod tracking_number;
+mod ups;
+mod usps;
+
+use chrono::{DateTime, NaiveDateTime};
+use dropline_operators::model::{Carrier, Location, Status, SubStatus};
+
+pub use tracking_number::tracking_number;
+
+/// One scan of a simulated parcel, in canonical terms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JourneyScan {
+    /// Milestone.
+    pub status: Status,
+    /// Reason or manner.
+    pub sub_status: SubStatus,
+    /// When it happened, epoch milliseconds UTC. Carriers print whole
+    /// seconds; sub-second parts are dropped.
+    pub occurred_at_ms: i64,
+    /// The scan location's offset from UTC at that instant, in minutes.
+    pub utc_offset_minutes: i16,
+    /// Where (upper-case, as the normalizers produce it; `country` as ISO
+    /// alpha-2).
+    pub location: Location,
+}
+
+/// A parcel's scans so far, oldest first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Journey {
+    /// The carrier's tracking number (see [`tracking_number`]).
+    pub tracking_number: String,
+    /// Scans, oldest first.
+    pub scans: Vec<JourneyScan>,
+}
+
+/// Most tracking numbers FedEx accepts in one Track request; the simulator
+/// should not render bigger polling responses for FedEx.
+pub const FEDEX_TRACKING_NUMBERS_PER_REQUEST_MAX: usize = 30;
+
+/// The polling response body for `journeys` (one tracking number each):
+/// UPS `trackResponse.shipment[]`, FedEx `output.completeTrackResults[]`,
+/// USPS one tracking item (an array of items for several journeys), DHL
+/// `shipments[]`. Scans are written newest first, as the carriers do.
+pub fn render_poll(carrier: Carrier, journeys: &[Journey]) -> Vec<u8> {
+    let value = match carrier {
+        Carrier::Ups => ups::poll(journeys),
+        Carrier::Fedex => fedex::poll(journeys),
+        Carrier::Usps => usps::poll(journeys),
+        Carrier::Dhl => dhl::poll(journeys),
+    };
+    to_bytes(&value)
+}
+
+/// The webhook body announcing `journey`'s scans: a UPS Track Alert array
+/// (one alert per scan), a FedEx AIV body (`completeTrackResults` +
+/// `outputMetaData`), a USPS tracking item with a subscription envelope, a
+/// DHL single-shipment push. Pass only the new scans to announce them
+/// alone.
+pub fn render_webhook(carrier: Carrier, journey: &Journey) -> Vec<u8> {
+    let value = match carrier {
+        Carrier::Ups => ups::webhook(journey),
+        Carrier::Fedex => fedex::webhook(journey),
+        Carrier::Usps => usps::webhook(journey),
+        Carrier::Dhl => dhl::webhook(journey),
+    };
+    to_bytes(&value)
+}
+
+/// Whether `carrier` has a code for this exact (status, sub-status) pair,
+/// so that it survives a render and normalize round trip.
+pub fn representable(carrier: Carrier, status: Status, sub_status: SubStatus) -> bool {
+    match carrier {
+        Carrier::Ups => ups::CODES
+            .iter()
+            .any(|c| c.status == status && c.sub == sub_status),
+        Carrier::Fedex => fedex::CODES
+            .iter()
+            .any(|c| c.status == status && c.sub == sub_status),
+        Carrier::Usps => usps::CODES
+            .iter()
+            .any(|c| c.status == status && c.sub == sub_status),
+        Carrier::Dhl => dhl::CODES
+            .iter()
+            .any(|c| c.status == status && c.sub == sub_status),
+    }
+}
+
+/// Whether `carrier` can express `status` at all (with some sub-status).
+pub fn supports(carrier: Carrier, status: Status) -> bool {
+    match carrier {
+        Carrier::Ups => ups::CODES.iter().any(|c| c.status == status),
+        Carrier::Fedex => fedex::CODES.iter().any(|c| c.status == status),
+        Carrier::Usps => usps::CODES.iter().any(|c| c.status == status),
+        Carrier::Dhl => dhl::CODES.iter().any(|c| c.status == status),
+    }
+}
+
+/// Every (status, sub-status) pair `carrier` can express exactly.
+pub fn representable_pairs(carrier: Carrier) -> Vec<(Status, SubStatus)> {
+    match carrier {
+        Carrier::Ups => ups::CODES.iter().map(|c| (c.status, c.sub)).collect(),
+        Carrier::Fedex => fedex::CODES.iter().map(|c| (c.status, c.sub)).collect(),
+        Carrier::Usps => usps::CODES.iter().map(|c| (c.status, c.sub)).collect(),
+        Carrier::Dhl => dhl::CODES.iter().map(|c| (c.status, c.sub)).collect(),
+    }
+}
+
+/// A reverse-table row: which carrier code stands for a canonical pair.
+pub(crate) trait Row {
+    /// The canonical status the row expresses.
+    fn status(&self) -> Status;
+    /// The canonical sub-status the row expresses.
+    fn sub(&self) -> SubStatus;
+}
+
+/// The row for (status, sub-status): the exact one, else the status's
+/// first row, else the table's unmapped-code row (its last).
+pub(crate) fn pick<R: Row>(table: &[R], status: Status, sub: SubStatus) -> &R {
+    table
+        .iter()
+        .find(|r| r.status() == status && r.sub() == sub)
+        .or_else(|| table.iter().find(|r| r.status() == status))
+        .or_else(|| {
+            table
+                .iter()
+                .find(|r| r.status() == Status::Unknown && r.sub() == SubStatus::UnmappedCode)
+        })
+        .unwrap_or(&table[0])
+}
+
+/// A scan's local wall time.
+pub(crate) fn local_time(scan: &JourneyScan) -> NaiveDateTime {
+    let local_ms = scan.occurred_at_ms + i64::from(scan.utc_offset_minutes) * 60_000;
+    DateTime::from_timestamp_millis(local_ms)
+        .unwrap_or_default()
+        .naive_utc()
+}
+
+/// A scan's UTC wall time.
+pub(crate) fn utc_time(scan: &JourneyScan) -> NaiveDateTime {
+    DateTime::from_timestamp_millis(scan.occurred_at_ms)
+        .unwrap_or_default()
+        .naive_utc()
+}
+
+/// `-05:00`, `+05:30`.
+pub(crate) fn offset_text(minutes: i16) -> String {
+    let sign = if minutes < 0 { '-' } else { '+' };
+    let m = minutes.unsigned_abs();
+    format!("{sign}{:02}:{:02}", m / 60, m % 60)
+}
+
+/// `2024-08-20T12:41:57`.
+pub(crate) fn iso_local(t: NaiveDateTime) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S").to_string()
+}
+
+fn to_bytes(value: &serde_json::Value) -> Vec<u8> {
+    // Serializing a Value into a Vec cannot fail: no I/O, no non-string
+    // map keys.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+/// A location field as a JSON value (null when unknown).
+pub(crate) fn opt(field: &Option<String>) -> serde_json::Value {
+    match field {
+        Some(s) => serde_json::Value::String(s.clone()),
+        None => serde_json::Value::Null,
+    }
+}
+
+/// Scans newest first, as carriers list them.
+pub(crate) fn newest_first(journey: &Journey) -> impl Iterator<Item = &JourneyScan> {
+    journey.scans.iter().rev()
+}
