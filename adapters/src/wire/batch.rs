@@ -57,7 +57,8 @@ impl BatchBuilder {
     /// Whether a record with this key and value length still fits under
     /// `body_bytes_max` and [`BATCH_RECORDS_MAX`].
     pub fn fits(&self, key_bytes: usize, value_bytes: usize, body_bytes_max: usize) -> bool {
-        let body = self.buf.len() - FRAME_HEADER_BYTES + RECORD_HEADER_BYTES + key_bytes + value_bytes;
+        let body =
+            self.buf.len() - FRAME_HEADER_BYTES + RECORD_HEADER_BYTES + key_bytes + value_bytes;
         self.records < BATCH_RECORDS_MAX && body <= body_bytes_max.min(FRAME_BODY_BYTES_MAX)
     }
 
@@ -100,7 +101,8 @@ impl BatchBuilder {
 
     /// Adds a record with a ready-made value.
     pub fn push(&mut self, key: &[u8], value: &[u8]) -> Result<(), WireError> {
-        self.push_with(key, |buf| buf.extend_from_slice(value)).map(|_| ())
+        self.push_with(key, |buf| buf.extend_from_slice(value))
+            .map(|_| ())
     }
 
     /// Completes the frame for `(producer_id, sequence, partition)` and
@@ -241,7 +243,9 @@ impl<'a> Iterator for RecordIter<'a> {
         }
         let key_len = usize::from(read_u16(self.rest, 0)?);
         let value_len = read_u32(self.rest, 2)? as usize;
-        let key = self.rest.get(RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + key_len)?;
+        let key = self
+            .rest
+            .get(RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + key_len)?;
         let value_end = RECORD_HEADER_BYTES + key_len + value_len;
         let value = self.rest.get(RECORD_HEADER_BYTES + key_len..value_end)?;
         self.rest = self.rest.get(value_end..)?;
@@ -252,4 +256,16 @@ impl<'a> Iterator for RecordIter<'a> {
     fn size_hint(&self) -> (usize, Option<usize>) {
         (self.left as usize, Some(self.left as usize))
     }
+}
+
+/// A copy of a sealed Batch frame with its sequence replaced (and the CRC
+/// recomputed). Used when a rejected batch moves later sequences down.
+pub fn with_sequence(frame: &[u8], sequence: u64) -> bytes::Bytes {
+    let mut out = frame.to_vec();
+    let at = FRAME_HEADER_BYTES + 8;
+    if out.len() >= FRAME_HEADER_BYTES + BATCH_BODY_FIXED_BYTES {
+        out[at..at + 8].copy_from_slice(&sequence.to_le_bytes());
+        seal_frame(&mut out, FrameType::Batch);
+    }
+    bytes::Bytes::from(out)
 }

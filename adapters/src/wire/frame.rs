@@ -4,9 +4,7 @@
 use super::batch::BatchView;
 use super::error::WireError;
 use super::header::{FrameHeader, FrameType, seal_frame};
-use super::{
-    ADAPTER_NAME_BYTES_MAX, ERROR_MESSAGE_BYTES_MAX, FRAME_HEADER_BYTES, TOKEN_BYTES_MAX,
-};
+use super::{ADAPTER_NAME_BYTES_MAX, ERROR_MESSAGE_BYTES_MAX, FRAME_HEADER_BYTES, TOKEN_BYTES_MAX};
 use crate::wire::codes::ErrorCode;
 
 /// Adapter → node, the first frame of a connection.
@@ -102,12 +100,14 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
-        let end = self.at.checked_add(n).filter(|e| *e <= self.body.len()).ok_or(
-            WireError::Truncated {
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|e| *e <= self.body.len())
+            .ok_or(WireError::Truncated {
                 needed: (self.at as u64).saturating_add(n as u64),
                 available: self.body.len() as u64,
-            },
-        )?;
+            })?;
         let s = &self.body[self.at..end];
         self.at = end;
         Ok(s)
@@ -126,10 +126,18 @@ impl<'a> Reader<'a> {
         a.copy_from_slice(b);
         Ok(u64::from_le_bytes(a))
     }
-    fn bytes16(&mut self, field: &'static str, max: usize, min: usize) -> Result<&'a [u8], WireError> {
+    fn bytes16(
+        &mut self,
+        field: &'static str,
+        max: usize,
+        min: usize,
+    ) -> Result<&'a [u8], WireError> {
         let n = usize::from(self.u16()?);
         if n > max || n < min {
-            return Err(WireError::InvalidField { field, value: n as u64 });
+            return Err(WireError::InvalidField {
+                field,
+                value: n as u64,
+            });
         }
         self.take(n)
     }
@@ -260,10 +268,12 @@ impl<'a> Frame<'a> {
             })?;
         let parsed = FrameHeader::parse(header, body_bytes_max)?;
         let total = FRAME_HEADER_BYTES + parsed.body_bytes as usize;
-        let body = bytes.get(FRAME_HEADER_BYTES..total).ok_or(WireError::Truncated {
-            needed: total as u64,
-            available: bytes.len() as u64,
-        })?;
+        let body = bytes
+            .get(FRAME_HEADER_BYTES..total)
+            .ok_or(WireError::Truncated {
+                needed: total as u64,
+                available: bytes.len() as u64,
+            })?;
         parsed.verify_body(header, body)?;
         Ok((Frame::decode_body(parsed.frame_type, body)?, total))
     }
@@ -292,7 +302,12 @@ pub fn encode_frame(frame: &Frame<'_>) -> Vec<u8> {
             for v in [h.node_id, h.producer_id] {
                 out.extend_from_slice(&v.to_le_bytes());
             }
-            for v in [h.partitions, h.frame_body_bytes_max, h.inflight_batches_max, 0] {
+            for v in [
+                h.partitions,
+                h.frame_body_bytes_max,
+                h.inflight_batches_max,
+                0,
+            ] {
                 out.extend_from_slice(&v.to_le_bytes());
             }
         }
@@ -330,7 +345,11 @@ pub fn encode_frame(frame: &Frame<'_>) -> Vec<u8> {
             while !e.message.is_char_boundary(cut) {
                 cut -= 1;
             }
-            put_bytes16(&mut out, &e.message.as_bytes()[..cut], ERROR_MESSAGE_BYTES_MAX);
+            put_bytes16(
+                &mut out,
+                &e.message.as_bytes()[..cut],
+                ERROR_MESSAGE_BYTES_MAX,
+            );
         }
     }
     seal_frame(&mut out, frame.frame_type());
@@ -391,7 +410,10 @@ mod tests {
         let Frame::Batch(view) = frame else {
             panic!("not a batch")
         };
-        assert_eq!((view.producer_id, view.sequence, view.partition), (42, 5, 2));
+        assert_eq!(
+            (view.producer_id, view.sequence, view.partition),
+            (42, 5, 2)
+        );
         let records: Vec<RecordRef<'_>> = view.records().collect();
         assert_eq!(records.len(), 2);
         assert_eq!(records[0].key, b"1Z1");
@@ -411,7 +433,10 @@ mod tests {
         }));
         let mut bad = bytes.clone();
         bad[0] = b'X';
-        assert!(matches!(Frame::decode(&bad, 1024), Err(WireError::BadMagic { .. })));
+        assert!(matches!(
+            Frame::decode(&bad, 1024),
+            Err(WireError::BadMagic { .. })
+        ));
         let mut bad = bytes.clone();
         bad[3] = 9;
         assert_eq!(
@@ -431,7 +456,10 @@ mod tests {
         ));
         assert!(matches!(
             Frame::decode(&bytes, 8),
-            Err(WireError::FrameTooLarge { body_bytes: 40, body_bytes_max: 8 })
+            Err(WireError::FrameTooLarge {
+                body_bytes: 40,
+                body_bytes_max: 8
+            })
         ));
         let mut bad = bytes;
         bad[4] = 77;

@@ -65,8 +65,9 @@ impl FrameHeader {
         if bytes[3] != WIRE_VERSION {
             return Err(WireError::UnknownVersion { version: bytes[3] });
         }
-        let frame_type = FrameType::from_u8(bytes[4])
-            .ok_or(WireError::UnknownFrameType { frame_type: bytes[4] })?;
+        let frame_type = FrameType::from_u8(bytes[4]).ok_or(WireError::UnknownFrameType {
+            frame_type: bytes[4],
+        })?;
         if bytes[5] != 0 {
             return Err(WireError::ReservedNotZero {
                 field: "header flags",
@@ -96,7 +97,11 @@ impl FrameHeader {
     }
 
     /// Checks the body against the header's length and CRC.
-    pub fn verify_body(&self, header: &[u8; FRAME_HEADER_BYTES], body: &[u8]) -> Result<(), WireError> {
+    pub fn verify_body(
+        &self,
+        header: &[u8; FRAME_HEADER_BYTES],
+        body: &[u8],
+    ) -> Result<(), WireError> {
         if body.len() != self.body_bytes as usize {
             return Err(WireError::Truncated {
                 needed: u64::from(self.body_bytes),
@@ -133,7 +138,8 @@ pub(crate) fn write_header_prefix(out: &mut [u8], frame_type: FrameType, body_by
 /// Completes a frame in place: `frame` holds a header placeholder followed
 /// by the body; fills in the length and CRC.
 pub(crate) fn seal_frame(frame: &mut [u8], frame_type: FrameType) {
-    let body_bytes = u32::try_from(frame.len().saturating_sub(FRAME_HEADER_BYTES)).unwrap_or(u32::MAX);
+    let body_bytes =
+        u32::try_from(frame.len().saturating_sub(FRAME_HEADER_BYTES)).unwrap_or(u32::MAX);
     write_header_prefix(frame, frame_type, body_bytes);
     let (head, body) = frame.split_at_mut(FRAME_HEADER_BYTES);
     let crc = crc32c::crc32c_append(crc32c::crc32c(&head[0..12]), body);

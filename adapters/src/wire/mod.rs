@@ -20,7 +20,7 @@ mod error;
 mod frame;
 mod header;
 
-pub use batch::{BatchBuilder, BatchView, RecordIter, RecordRef};
+pub use batch::{BatchBuilder, BatchView, RecordIter, RecordRef, with_sequence};
 pub use codes::ErrorCode;
 pub use error::WireError;
 pub use frame::{AckFrame, ErrorFrame, Frame, HelloFrame, HelloOkFrame, encode_frame};
