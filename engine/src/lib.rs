@@ -23,9 +23,12 @@ pub mod processor;
 pub mod task;
 pub mod tick;
 
+pub mod chain_processor;
+
 mod log_input;
 mod worker;
 
+pub use chain_processor::{ChainFactory, ChainProcessor};
 pub use checkpoint::{CheckpointError, CheckpointState, CheckpointStore, DirCheckpointStore};
 pub use control::{ControlRecord, DropSchedule, TICK_VALUE, append_control, request_drop_mode};
 pub use engine::{
