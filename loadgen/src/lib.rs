@@ -5,4 +5,5 @@
 //! provider simulator ([`provider_sim`]).
 
 pub mod carrier_format;
+pub mod carrier_sim;
 pub mod provider_sim;
