@@ -3,6 +3,7 @@
 
 pub mod disk;
 pub mod log;
+pub mod pipeline;
 pub mod report;
 
 pub use report::{Report, latency_histogram_us, max_rss_mb};
