@@ -3,6 +3,7 @@
 //! lives in the crates.
 
 mod cli;
+mod node;
 
 fn main() -> std::process::ExitCode {
     cli::run()

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod log;
 mod normalize;
+mod serve;
 mod topics;
 mod up;
 
@@ -23,6 +24,8 @@ struct Cli {
 enum Command {
     /// Run the embedded single-node default with a demo drop.
     Up(up::UpArgs),
+    /// Run a node (log, engine, QUIC ingest) until Ctrl-C.
+    Serve(serve::ServeArgs),
     /// Create and list topics.
     Topics(topics::TopicsArgs),
     /// Dump and verify the log.
@@ -40,8 +43,15 @@ enum Command {
 /// code 1 with the error chain on stderr.
 pub(crate) fn run() -> ExitCode {
     let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DROPLINE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let result = match cli.command {
         Command::Up(args) => up::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Topics(args) => topics::run(args),
         Command::Log(args) => log::run(args),
         Command::Bench(args) => bench::run(args),
@@ -55,4 +65,13 @@ pub(crate) fn run() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The node's async runtime: two worker threads beside the engine's pinned
+/// workers (the machine this is sized for has two cores).
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
 }

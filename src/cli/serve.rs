@@ -1,0 +1,49 @@
+//! `dropline serve`: run a node until Ctrl-C.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::node::{Node, NodeConfig};
+
+/// Arguments of `dropline serve`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// Node configuration file (TOML); defaults apply without one.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data directory (overrides the file).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// QUIC ingest address (overrides the file).
+    #[arg(long)]
+    quic_listen: Option<std::net::SocketAddr>,
+}
+
+pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let mut config = match &args.config {
+        Some(path) => NodeConfig::load(path)?,
+        None => NodeConfig::default(),
+    };
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(addr) = args.quic_listen {
+        config.quic.listen = addr;
+    }
+    let runtime = super::runtime()?;
+    runtime.block_on(async {
+        let node = Node::start(&config).await?;
+        println!("dropline node running");
+        println!("  data dir      {}", config.data_dir.display());
+        if let Some(addr) = node.quic_addr() {
+            println!("  QUIC ingest   {addr}");
+        }
+        println!("  TLS sha256    {}", node.fingerprint());
+        println!("ready");
+        tokio::signal::ctrl_c().await?;
+        println!("stopping");
+        node.shutdown().await?;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

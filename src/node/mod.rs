@@ -1,0 +1,168 @@
+//! Assembly of a node: opens the log, creates the topics, starts the
+//! engine and the QUIC ingest endpoint, and stops them in order. Nothing
+//! here decides anything about shipments; it only wires the crates.
+
+pub(crate) mod config;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use dropline_adapters::ingest::{
+    AdapterCredential, IngestServerConfig, LogSink, ServerHandle, TlsSource, serve,
+};
+use dropline_engine::{ChainFactory, Engine, EngineConfig, ensure_topics};
+use dropline_log::{Log, LogConfig};
+
+pub(crate) use config::NodeConfig;
+use config::{parse_sha256_hex, to_hex};
+
+/// Name of the adapter credential the node creates when none is configured.
+pub(crate) const DEFAULT_ADAPTER: &str = "default";
+/// File (in the data dir) holding the default adapter's token.
+pub(crate) const DEFAULT_TOKEN_FILE: &str = "adapter.token";
+
+/// A running node.
+pub(crate) struct Node {
+    log: Arc<Log>,
+    engine: Option<Engine>,
+    ingest: Option<ServerHandle>,
+}
+
+impl Node {
+    /// Starts every part of the node. Must run inside a tokio runtime.
+    pub(crate) async fn start(config: &NodeConfig) -> anyhow::Result<Node> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating {}", config.data_dir.display()))?;
+        let mut log_config = LogConfig::new(config.data_dir.join("log"));
+        log_config.durability = dropline_bench::log::parse_durability(&config.durability)
+            .with_context(|| format!("unknown durability {:?}", config.durability))?;
+        let log = Arc::new(Log::open(log_config).context("opening the log")?);
+        let recovery = log.recovery_report();
+        for t in recovery.truncations() {
+            tracing::warn!(
+                segment = %t.segment.display(),
+                file_offset = t.file_offset,
+                bytes_removed = t.bytes_removed,
+                reason = %t.reason,
+                "recovery truncated a torn tail"
+            );
+        }
+        tracing::info!(backend = ?log.io_backend(), "log open");
+        ensure_topics(&log, config.partitions).context("creating topics")?;
+
+        let workers = config.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(1))
+        });
+        let mut engine_config = EngineConfig::new(workers, config.data_dir.join("checkpoints"));
+        engine_config.pin_cores = config.pin_cores;
+        engine_config.tick_interval_ms = Some(config.tick_interval_ms);
+        let engine = Engine::start(&log, engine_config, Arc::new(ChainFactory::with_defaults()))
+            .context("starting the engine")?;
+
+        let mut ingest_config = IngestServerConfig::new(config.quic.listen, &config.data_dir);
+        if let (Some(cert_pem), Some(key_pem)) = (&config.quic.cert_pem, &config.quic.key_pem) {
+            ingest_config.tls = TlsSource::Files {
+                cert_pem: cert_pem.clone(),
+                key_pem: key_pem.clone(),
+            };
+        }
+        ingest_config.adapters = credentials(config)?;
+        let sink = LogSink::open(Arc::clone(&log), config.partitions).context("ingest sink")?;
+        let ingest = serve(ingest_config, sink)
+            .await
+            .context("starting QUIC ingest")?;
+        Ok(Node {
+            log,
+            engine: Some(engine),
+            ingest: Some(ingest),
+        })
+    }
+
+    /// The QUIC ingest address.
+    pub(crate) fn quic_addr(&self) -> Option<std::net::SocketAddr> {
+        self.ingest.as_ref().map(ServerHandle::local_addr)
+    }
+
+    /// SHA-256 fingerprint of the node's TLS certificate.
+    pub(crate) fn fingerprint(&self) -> String {
+        self.ingest
+            .as_ref()
+            .map(|i| i.fingerprint_sha256().to_string())
+            .unwrap_or_default()
+    }
+
+    /// The log.
+    pub(crate) fn log(&self) -> &Arc<Log> {
+        &self.log
+    }
+
+    /// Stops ingest (waiting for in-flight acks), then the engine (which
+    /// checkpoints), then closes the log.
+    pub(crate) async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(ingest) = self.ingest.take() {
+            ingest.shutdown().await;
+        }
+        if let Some(engine) = self.engine.take() {
+            engine.stop().context("stopping the engine")?;
+        }
+        Ok(())
+    }
+}
+
+/// The configured adapter credentials, or a default one whose token is
+/// created on first start in the data directory (mode 0600).
+fn credentials(config: &NodeConfig) -> anyhow::Result<Vec<AdapterCredential>> {
+    if !config.quic.adapters.is_empty() {
+        return config
+            .quic
+            .adapters
+            .iter()
+            .map(|a| {
+                let token_sha256 = parse_sha256_hex(&a.token_sha256).with_context(|| {
+                    format!("adapter {}: token_sha256 must be 64 hex digits", a.name)
+                })?;
+                Ok(AdapterCredential {
+                    name: a.name.clone(),
+                    token_sha256,
+                })
+            })
+            .collect();
+    }
+    let token = default_token(&config.data_dir)?;
+    Ok(vec![AdapterCredential::from_token(
+        DEFAULT_ADAPTER,
+        token.as_bytes(),
+    )])
+}
+
+/// Reads or creates the default adapter token.
+pub(crate) fn default_token(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join(DEFAULT_TOKEN_FILE);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return Ok(text.trim().to_string());
+    }
+    let mut seed = [0u8; 32];
+    getrandom_from_urandom(&mut seed)?;
+    let token = to_hex(&seed);
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        file.write_all(token.as_bytes())?;
+        file.sync_all()?;
+    }
+    Ok(token)
+}
+
+fn getrandom_from_urandom(buf: &mut [u8]) -> anyhow::Result<()> {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(buf))
+        .context("reading /dev/urandom")
+}
