@@ -7,6 +7,8 @@
 
 pub mod client;
 pub mod delivery;
+pub mod forensics;
+pub mod http;
 pub mod ingest;
 pub mod wire;
 
