@@ -24,6 +24,7 @@ use crate::segment::{ActiveSegment, SealedSegment, SegmentRef};
 use crate::syncer::SyncerShared;
 use producer::ProducerTable;
 use progress::Progress;
+use writer::SyncSnapshot;
 
 pub use read::OwnedRecord;
 pub use retention::{DeletedSegment, RetentionReason};
@@ -101,6 +102,9 @@ pub struct Partition {
     pub(crate) writer: Mutex<Writer>,
     pub(crate) segments: RwLock<Segments>,
     pub(crate) progress: Arc<Progress>,
+    /// How far the active segment is completely written (the syncer's
+    /// next fdatasync target), published after each write.
+    pub(crate) written: Mutex<SyncSnapshot>,
     /// Set while the partition sits in the syncer's queue.
     pub(crate) queued: AtomicBool,
     /// Archived segments, loaded on first use and dropped when retention

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use super::producer::{ProducerTable, RecentBatch};
 use super::progress::Progress;
-use super::writer::{create_active, open_active};
+use super::writer::{SyncSnapshot, create_active, open_active};
 use super::{Partition, PartitionSettings, Segments, Writer};
 use crate::atomic_file::TMP_SUFFIX;
 use crate::error::{BatchError, LogError};
@@ -289,6 +289,7 @@ pub(crate) fn open_partition(
         next_offset,
         next_offset,
     ));
+    let active_for_sync = active.clone();
     let partition = Arc::new_cyclic(|me| Partition {
         settings: s,
         me: me.clone(),
@@ -305,6 +306,11 @@ pub(crate) fn open_partition(
             active,
         }),
         progress,
+        written: Mutex::new(SyncSnapshot {
+            segment: active_for_sync,
+            write_pos,
+            next_offset,
+        }),
         queued: AtomicBool::new(false),
         archived: Mutex::new(None),
         snapshot_offset: Mutex::new(0),
