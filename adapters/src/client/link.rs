@@ -72,7 +72,6 @@ pub(crate) struct Link {
     pub(crate) config: IngestClientConfig,
     pub(crate) resolved_tx: watch::Sender<u64>,
     pub(crate) spool: Option<Arc<Spool>>,
-    pub(crate) first_connect: Option<tokio::sync::oneshot::Sender<Result<u32, ClientError>>>,
 }
 
 /// Connects and completes the Hello handshake.
@@ -129,6 +128,51 @@ pub(crate) async fn hello(
     }
 }
 
+/// Connects, says Hello and opens the batch streams, with their reader
+/// and writer tasks.
+async fn connect(
+    endpoint: quinn::Endpoint,
+    client_config: quinn::ClientConfig,
+    config: IngestClientConfig,
+    producer_id: u64,
+    partitions: u32,
+    generation: u64,
+    inbound: mpsc::UnboundedSender<Inbound>,
+) -> Connected {
+    let attempt = async {
+        let (connection, ok) = hello(&endpoint, &client_config, &config, producer_id).await?;
+        if ok.partitions != partitions {
+            return Err(Connected::Refused(ClientError::PartitionMismatch {
+                node: ok.partitions,
+                expected: partitions,
+            }));
+        }
+        let mut writers = Vec::new();
+        for _ in 0..config.streams.max(1) {
+            let (send, recv) = connection
+                .open_bi()
+                .await
+                .map_err(|e| Connected::Failed(e.to_string()))?;
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(write_stream(send, rx, generation, inbound.clone()));
+            tokio::spawn(read_stream(recv, generation, inbound.clone()));
+            writers.push(tx);
+        }
+        Ok(Connection {
+            connection,
+            writers,
+            generation,
+            acked_any: false,
+        })
+    };
+    let limit = Duration::from_millis(config.connect_timeout_ms);
+    match tokio::time::timeout(limit, attempt).await {
+        Ok(Ok(c)) => Connected::Up(c),
+        Ok(Err(e)) => e,
+        Err(_) => Connected::Failed("connect timed out".into()),
+    }
+}
+
 /// Outcome of a connection attempt.
 pub(crate) enum Connected {
     Up(Connection),
@@ -141,55 +185,10 @@ impl Link {
         &self.inner.metrics
     }
 
-    async fn connect(
-        &self,
-        generation: u64,
-        inbound: &mpsc::UnboundedSender<Inbound>,
-    ) -> Connected {
-        let attempt = async {
-            let (connection, ok) = hello(
-                &self.endpoint,
-                &self.client_config,
-                &self.config,
-                self.inner.producer_id,
-            )
-            .await?;
-            if ok.partitions != self.inner.partitions {
-                return Err(Connected::Refused(ClientError::PartitionMismatch {
-                    node: ok.partitions,
-                    expected: self.inner.partitions,
-                }));
-            }
-            let mut writers = Vec::new();
-            for _ in 0..self.config.streams.max(1) {
-                let (send, recv) = connection
-                    .open_bi()
-                    .await
-                    .map_err(|e| Connected::Failed(e.to_string()))?;
-                let (tx, rx) = mpsc::unbounded_channel();
-                tokio::spawn(write_stream(send, rx, generation, inbound.clone()));
-                tokio::spawn(read_stream(recv, generation, inbound.clone()));
-                writers.push(tx);
-            }
-            Ok(Connection {
-                connection,
-                writers,
-                generation,
-                acked_any: false,
-            })
-        };
-        let limit = Duration::from_millis(self.config.connect_timeout_ms);
-        match tokio::time::timeout(limit, attempt).await {
-            Ok(Ok(c)) => Connected::Up(c),
-            Ok(Err(e)) => e,
-            Err(_) => Connected::Failed("connect timed out".into()),
-        }
-    }
-
     /// Runs until the client is closed and (for a graceful close) every
     /// batch is resolved.
     pub(crate) async fn run(
-        mut self,
+        self,
         initial: Vec<Sealed>,
         mut sealed_rx: mpsc::UnboundedReceiver<Sealed>,
         mut close_rx: watch::Receiver<bool>,
@@ -209,6 +208,7 @@ impl Link {
             SplitMix64::from_entropy(),
         );
         let mut conn: Option<Connection> = None;
+        let mut pending_connect: Option<tokio::task::JoinHandle<Connected>> = None;
         let mut generation = 0u64;
         let mut retry_at: Option<tokio::time::Instant> = None;
         let inflight_max = self.config.inflight_batches_per_partition.max(1) as usize;
@@ -218,47 +218,20 @@ impl Link {
             if closing && queues.iter().all(|q| q.batches.is_empty()) && sealed_rx.is_empty() {
                 break;
             }
-            if conn.is_none() && retry_at.is_none_or(|t| tokio::time::Instant::now() >= t) {
+            if conn.is_none()
+                && pending_connect.is_none()
+                && retry_at.is_none_or(|t| tokio::time::Instant::now() >= t)
+            {
                 generation += 1;
-                match self.connect(generation, &inbound_tx).await {
-                    Connected::Up(c) => {
-                        add(&self.metrics().connects, 1);
-                        for q in &mut queues {
-                            add(&self.metrics().batches_resent, q.sent as u64);
-                            q.sent = 0;
-                        }
-                        if let Some(tx) = self.first_connect.take() {
-                            let _ = tx.send(Ok(self.inner.partitions));
-                        }
-                        conn = Some(c);
-                        retry_at = None;
-                    }
-                    Connected::Failed(reason) => {
-                        add(&self.metrics().connect_failures, 1);
-                        tracing::debug!(%reason, "ingest connect failed");
-                        if let Some(tx) = self.first_connect.take() {
-                            let _ = tx.send(Err(ClientError::Unreachable {
-                                addr: self.config.server_addr,
-                                reason,
-                            }));
-                        }
-                        retry_at = Some(
-                            tokio::time::Instant::now()
-                                + Duration::from_millis(backoff.next_delay_ms()),
-                        );
-                    }
-                    Connected::Refused(err) => {
-                        add(&self.metrics().connect_failures, 1);
-                        tracing::warn!(%err, "node refused the ingest session");
-                        if let Some(tx) = self.first_connect.take() {
-                            let _ = tx.send(Err(err));
-                        }
-                        retry_at = Some(
-                            tokio::time::Instant::now()
-                                + Duration::from_millis(backoff.next_delay_ms()),
-                        );
-                    }
-                }
+                pending_connect = Some(tokio::spawn(connect(
+                    self.endpoint.clone(),
+                    self.client_config.clone(),
+                    self.config.clone(),
+                    self.inner.producer_id,
+                    self.inner.partitions,
+                    generation,
+                    inbound_tx.clone(),
+                )));
             }
             if let Some(c) = &conn {
                 for (p, q) in queues.iter_mut().enumerate() {
@@ -315,6 +288,42 @@ impl Link {
                         retry_at = Some(tokio::time::Instant::now() + Duration::from_millis(backoff.next_delay_ms()));
                     }
                 }
+                joined = async {
+                    match pending_connect.as_mut() {
+                        Some(handle) => handle.await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    pending_connect = None;
+                    let outcome = joined.unwrap_or_else(|_| Connected::Failed("connect task failed".into()));
+                match outcome {
+                    Connected::Up(c) => {
+                        add(&self.metrics().connects, 1);
+                        for q in &mut queues {
+                            add(&self.metrics().batches_resent, q.sent as u64);
+                            q.sent = 0;
+                        }
+                        conn = Some(c);
+                        retry_at = None;
+                    }
+                    Connected::Failed(reason) => {
+                        add(&self.metrics().connect_failures, 1);
+                        tracing::debug!(%reason, "ingest connect failed");
+                        retry_at = Some(
+                            tokio::time::Instant::now()
+                                + Duration::from_millis(backoff.next_delay_ms()),
+                        );
+                    }
+                    Connected::Refused(err) => {
+                        add(&self.metrics().connect_failures, 1);
+                        tracing::warn!(%err, "node refused the ingest session");
+                        retry_at = Some(
+                            tokio::time::Instant::now()
+                                + Duration::from_millis(backoff.next_delay_ms()),
+                        );
+                    }
+                }
+                }
                 _ = linger_sleep => {
                     self.seal(false);
                 }
@@ -330,6 +339,9 @@ impl Link {
         }
         if let Some(c) = conn {
             c.connection.close(0u32.into(), b"client closed");
+        }
+        if let Some(handle) = pending_connect {
+            handle.abort();
         }
         if let Some(spool) = &self.spool {
             spool.stop();

@@ -281,7 +281,6 @@ impl IngestClient {
             config,
             resolved_tx,
             spool,
-            first_connect: None,
         };
         let link = tokio::spawn(link.run(initial, link_rx, close_rx));
         Ok(IngestClient {

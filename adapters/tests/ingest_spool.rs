@@ -1,0 +1,144 @@
+//! The client's on-disk spool: events taken while the node is unreachable
+//! are sent later, a client stopped abruptly resends exactly what was not
+//! acknowledged from its spool, and a full spool refuses new events.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use dropline_adapters::client::{ClientError, IngestClient, SpoolConfig};
+use dropline_adapters::ingest::{CARRIER_EVENTS_TOPIC, IngestSink, LogSink, MemorySink};
+use dropline_log::{Log, LogConfig};
+
+fn keys(sink: &MemorySink) -> Vec<Vec<u8>> {
+    (0..sink.partitions())
+        .flat_map(|p| sink.records(p).into_iter().map(|r| r.key))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spooled_while_down_sent_later_and_resent_after_abort() {
+    let node_dir = tempfile::tempdir().unwrap();
+    let spool_dir = tempfile::tempdir().unwrap();
+    let sink = Arc::new(MemorySink::new(4));
+    // Learn a free address and the certificate, then take the node down.
+    let server = start(node_dir.path(), loopback(), sink.clone()).await;
+    let addr = server.local_addr();
+    let mut config = client_config(&server, "adapter-a", TOKEN_A);
+    server.shutdown().await;
+
+    config.partitions = Some(4);
+    config.spool = Some(SpoolConfig {
+        dir: spool_dir.path().to_path_buf(),
+    });
+    let client = IngestClient::connect(config.clone()).await.unwrap();
+    let producer = client.producer_id();
+    // The node is down: every send returns once the event is durable in
+    // the spool.
+    for i in 0..1_500 {
+        client.try_send(&event(i)).await.unwrap();
+    }
+    assert_eq!(client.metrics().spool_depth_events, 1_500);
+    assert_eq!(sink.record_count(), 0);
+    // Stop abruptly, as a killed adapter would: nothing was acknowledged.
+    client.abort().await;
+
+    // A new client on the same spool, with the node back.
+    let server = start(node_dir.path(), addr, sink.clone()).await;
+    let client = IngestClient::connect(config.clone()).await.unwrap();
+    assert_eq!(
+        client.producer_id(),
+        producer,
+        "the spool keeps the producer id"
+    );
+    for i in 1_500..3_000 {
+        client.send(&event(i)).await.unwrap();
+    }
+    client.flush().await.unwrap();
+    assert_exactly_once(keys(&sink), 3_000);
+    assert_eq!(client.metrics().spool_depth_events, 0);
+    // Abort right after more sends: some batches may be acknowledged and
+    // not yet committed; the next client resends them and the node answers
+    // them as duplicates.
+    for i in 3_000..4_000 {
+        client.send(&event(i)).await.unwrap();
+    }
+    client.abort().await;
+    let client = IngestClient::connect(config).await.unwrap();
+    client.flush().await.unwrap();
+    assert_exactly_once(keys(&sink), 4_000);
+    client.close().await.unwrap();
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_spool_refuses_with_a_typed_error() {
+    let node_dir = tempfile::tempdir().unwrap();
+    let spool_dir = tempfile::tempdir().unwrap();
+    let sink = Arc::new(MemorySink::new(2));
+    let server = start(node_dir.path(), loopback(), sink).await;
+    let mut config = client_config(&server, "adapter-a", TOKEN_A);
+    server.shutdown().await;
+    config.partitions = Some(2);
+    config.batch_bytes_max = 4096;
+    config.buffered_bytes_max = 8192;
+    config.spool = Some(SpoolConfig {
+        dir: spool_dir.path().to_path_buf(),
+    });
+    let client = IngestClient::connect(config).await.unwrap();
+    let mut refused = None;
+    for i in 0..1_000 {
+        if let Err(e) = client.try_send(&event(i)).await {
+            refused = Some((i, e));
+            break;
+        }
+    }
+    let (at, err) = refused.expect("the spool fills up");
+    assert!(
+        matches!(
+            err,
+            ClientError::SpoolFull {
+                bytes_max: 8192,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(at > 10, "some events fit first");
+    assert_eq!(client.metrics().spool_full_refusals, 1);
+    client.abort().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_log_holds_every_event_once() {
+    let node_dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(Log::open(LogConfig::new(node_dir.path().join("log"))).unwrap());
+    let sink = Arc::new(LogSink::open(log.clone(), 4).unwrap());
+    let server = start(node_dir.path(), loopback(), sink.clone()).await;
+    let client = IngestClient::connect(client_config(&server, "adapter-a", TOKEN_A))
+        .await
+        .unwrap();
+    for i in 0..2_000 {
+        client.send(&event(i)).await.unwrap();
+    }
+    client.flush().await.unwrap();
+    client.close().await.unwrap();
+    server.shutdown().await;
+    let mut all = Vec::new();
+    for p in 0..4 {
+        let part = log.partition(CARRIER_EVENTS_TOPIC, p).unwrap();
+        let mut from = 0;
+        loop {
+            let views = part.read(from, 1 << 20).unwrap();
+            let Some(last) = views.last() else { break };
+            from = last.batch().last_offset() + 1;
+            for v in &views {
+                assert!(v.batch().producer().is_some(), "batches carry the producer");
+                all.extend(v.batch().records().map(|r| r.key.to_vec()));
+            }
+        }
+    }
+    assert_exactly_once(all, 2_000);
+}
