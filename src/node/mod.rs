@@ -24,7 +24,7 @@ pub(crate) const DEFAULT_TOKEN_FILE: &str = "adapter.token";
 
 /// A running node.
 pub(crate) struct Node {
-    log: Arc<Log>,
+    _log: Arc<Log>,
     engine: Option<Engine>,
     ingest: Option<ServerHandle>,
 }
@@ -73,7 +73,7 @@ impl Node {
             .await
             .context("starting QUIC ingest")?;
         Ok(Node {
-            log,
+            _log: log,
             engine: Some(engine),
             ingest: Some(ingest),
         })
@@ -90,11 +90,6 @@ impl Node {
             .as_ref()
             .map(|i| i.fingerprint_sha256().to_string())
             .unwrap_or_default()
-    }
-
-    /// The log.
-    pub(crate) fn log(&self) -> &Arc<Log> {
-        &self.log
     }
 
     /// Stops ingest (waiting for in-flight acks), then the engine (which
