@@ -5,6 +5,7 @@
 //! server ([`ingest`]), the adapters' client library with its spool
 //! ([`client`]) and notification delivery ([`delivery`]).
 
+pub mod carrier;
 pub mod client;
 pub mod delivery;
 pub mod forensics;

@@ -247,9 +247,12 @@ async fn limits_are_enforced_and_counted_and_faults_apply() {
     sim.shutdown().await;
 }
 
+/// A webhook received: its carrier and body.
+type Pushed = (Carrier, Vec<u8>);
+
 #[derive(Clone, Default)]
 struct Received {
-    bodies: Arc<Mutex<Vec<(Carrier, Vec<u8>)>>>,
+    bodies: Arc<Mutex<Vec<Pushed>>>,
     bad_signatures: Arc<Mutex<u32>>,
     notify: Arc<tokio::sync::Notify>,
 }

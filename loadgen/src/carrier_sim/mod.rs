@@ -187,6 +187,15 @@ impl CarrierSimHandle {
         self.sim.lock().faults = faults;
     }
 
+    /// Starts pushing webhooks to `target` (replacing any earlier target),
+    /// for adapters started after the simulator.
+    pub fn set_webhook_target(&mut self, target: WebhookTarget) {
+        if let Some(p) = self.pusher.take() {
+            p.abort();
+        }
+        self.pusher = Some(webhooks::start(self.sim.clone(), target));
+    }
+
     /// Stops the server and the webhook pusher.
     pub async fn shutdown(mut self) {
         self.stop_now();

@@ -1,0 +1,287 @@
+//! Adapter counters: plain atomics, read as a snapshot or rendered in the
+//! Prometheus text format at `GET /metrics`.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dropline_operators::model::Carrier;
+use serde::Serialize;
+
+/// Counters of one carrier.
+#[derive(Debug, Default)]
+pub(crate) struct CarrierMetrics {
+    /// Polling requests sent.
+    pub(crate) requests: AtomicU64,
+    /// Tracking numbers polled, summed over requests.
+    pub(crate) numbers_polled: AtomicU64,
+    /// Failed requests (5xx, timeouts, connection errors, unreadable).
+    pub(crate) errors: AtomicU64,
+    /// 429 answers.
+    pub(crate) rate_limited: AtomicU64,
+    /// Numbers the carrier did not know (yet).
+    pub(crate) not_found: AtomicU64,
+    /// Times the circuit breaker opened.
+    pub(crate) breaker_opens: AtomicU64,
+    /// Webhooks received (any outcome).
+    pub(crate) webhooks: AtomicU64,
+    /// Webhooks refused for their signature (401).
+    pub(crate) signature_failures: AtomicU64,
+    /// Webhooks refused as unreadable (400, dead-lettered).
+    pub(crate) bad_payloads: AtomicU64,
+    /// Webhooks answered 503 because the spool was full.
+    pub(crate) refused_full: AtomicU64,
+    /// Events from polling handed to the sink.
+    pub(crate) poll_events: AtomicU64,
+    /// Events from webhooks handed to the sink.
+    pub(crate) webhook_events: AtomicU64,
+    /// Scans dropped as already handed on.
+    pub(crate) duplicates: AtomicU64,
+    /// Scans with a code the normalizer does not map.
+    pub(crate) unknown_codes: AtomicU64,
+    /// Times webhook silence promoted the carrier's shipments to polling.
+    pub(crate) silence_promotions: AtomicU64,
+    /// 1 while the carrier's webhooks are considered silent.
+    pub(crate) silent: AtomicU64,
+}
+
+/// Every counter of the adapter.
+#[derive(Debug, Default)]
+pub(crate) struct AdapterMetrics {
+    /// Per carrier, in `Carrier::ALL` order.
+    pub(crate) carriers: [CarrierMetrics; 4],
+    /// Events handed to the sink and accepted.
+    pub(crate) events_in: AtomicU64,
+    /// Payloads kept as dead letters.
+    pub(crate) dead_letters: AtomicU64,
+}
+
+pub(crate) fn add(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+impl AdapterMetrics {
+    /// The counters of `carrier`.
+    pub(crate) fn carrier(&self, carrier: Carrier) -> &CarrierMetrics {
+        &self.carriers[carrier as usize - 1]
+    }
+
+    /// A copy of every counter.
+    pub(crate) fn snapshot(
+        &self,
+        spool_depth_events: u64,
+        shipments: u64,
+    ) -> AdapterMetricsSnapshot {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let carriers = Carrier::ALL
+            .iter()
+            .map(|c| {
+                let m = self.carrier(*c);
+                CarrierMetricsSnapshot {
+                    carrier: *c,
+                    requests: get(&m.requests),
+                    numbers_polled: get(&m.numbers_polled),
+                    errors: get(&m.errors),
+                    rate_limited: get(&m.rate_limited),
+                    not_found: get(&m.not_found),
+                    breaker_opens: get(&m.breaker_opens),
+                    webhooks: get(&m.webhooks),
+                    signature_failures: get(&m.signature_failures),
+                    bad_payloads: get(&m.bad_payloads),
+                    refused_full: get(&m.refused_full),
+                    poll_events: get(&m.poll_events),
+                    webhook_events: get(&m.webhook_events),
+                    duplicates: get(&m.duplicates),
+                    unknown_codes: get(&m.unknown_codes),
+                    silence_promotions: get(&m.silence_promotions),
+                    silent: get(&m.silent) != 0,
+                }
+            })
+            .collect();
+        AdapterMetricsSnapshot {
+            events_in: get(&self.events_in),
+            dead_letters: get(&self.dead_letters),
+            spool_depth_events,
+            shipments,
+            carriers,
+        }
+    }
+}
+
+/// Reads one counter of a carrier snapshot.
+type Getter = fn(&CarrierMetricsSnapshot) -> u64;
+
+/// Counters of one carrier, copied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[expect(missing_docs, reason = "fields mirror CarrierMetrics")]
+pub struct CarrierMetricsSnapshot {
+    pub carrier: Carrier,
+    pub requests: u64,
+    pub numbers_polled: u64,
+    pub errors: u64,
+    pub rate_limited: u64,
+    pub not_found: u64,
+    pub breaker_opens: u64,
+    pub webhooks: u64,
+    pub signature_failures: u64,
+    pub bad_payloads: u64,
+    pub refused_full: u64,
+    pub poll_events: u64,
+    pub webhook_events: u64,
+    pub duplicates: u64,
+    pub unknown_codes: u64,
+    pub silence_promotions: u64,
+    pub silent: bool,
+}
+
+/// Every counter, copied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AdapterMetricsSnapshot {
+    /// Events accepted by the sink.
+    pub events_in: u64,
+    /// Payloads kept as dead letters.
+    pub dead_letters: u64,
+    /// Events in the spool not yet acknowledged by the node.
+    pub spool_depth_events: u64,
+    /// Shipments tracked.
+    pub shipments: u64,
+    /// Per carrier, in `Carrier::ALL` order.
+    pub carriers: Vec<CarrierMetricsSnapshot>,
+}
+
+impl AdapterMetricsSnapshot {
+    /// The counters of `carrier`.
+    pub fn carrier(&self, carrier: Carrier) -> &CarrierMetricsSnapshot {
+        &self.carriers[carrier as usize - 1]
+    }
+
+    /// The Prometheus text exposition of these counters.
+    pub fn render_prometheus(&self) -> String {
+        let mut out = String::new();
+        let mut gauge = |name: &str, kind: &str, help: &str, v: u64| {
+            let _ = writeln!(out, "# HELP dropline_adapter_{name} {help}");
+            let _ = writeln!(out, "# TYPE dropline_adapter_{name} {kind}");
+            let _ = writeln!(out, "dropline_adapter_{name} {v}");
+        };
+        gauge(
+            "events_in_total",
+            "counter",
+            "Events accepted by the spool or node.",
+            self.events_in,
+        );
+        gauge(
+            "dead_letters_total",
+            "counter",
+            "Unreadable payloads kept.",
+            self.dead_letters,
+        );
+        gauge(
+            "spool_depth_events",
+            "gauge",
+            "Events spooled, not yet acknowledged.",
+            self.spool_depth_events,
+        );
+        gauge("shipments", "gauge", "Shipments tracked.", self.shipments);
+        let per: [(&str, &str, &str, Getter); 16] = [
+            ("requests_total", "counter", "Polling requests sent.", |c| {
+                c.requests
+            }),
+            (
+                "numbers_polled_total",
+                "counter",
+                "Tracking numbers polled.",
+                |c| c.numbers_polled,
+            ),
+            ("errors_total", "counter", "Failed polling requests.", |c| {
+                c.errors
+            }),
+            (
+                "rate_limited_total",
+                "counter",
+                "429 answers received.",
+                |c| c.rate_limited,
+            ),
+            (
+                "not_found_total",
+                "counter",
+                "Numbers the carrier did not know yet.",
+                |c| c.not_found,
+            ),
+            (
+                "breaker_opens_total",
+                "counter",
+                "Circuit breaker openings.",
+                |c| c.breaker_opens,
+            ),
+            ("webhooks_total", "counter", "Webhooks received.", |c| {
+                c.webhooks
+            }),
+            (
+                "signature_failures_total",
+                "counter",
+                "Webhooks refused for their signature.",
+                |c| c.signature_failures,
+            ),
+            (
+                "bad_payloads_total",
+                "counter",
+                "Webhooks refused as unreadable.",
+                |c| c.bad_payloads,
+            ),
+            (
+                "refused_full_total",
+                "counter",
+                "Webhooks refused with 503, spool full.",
+                |c| c.refused_full,
+            ),
+            (
+                "poll_events_total",
+                "counter",
+                "Events from polling accepted.",
+                |c| c.poll_events,
+            ),
+            (
+                "webhook_events_total",
+                "counter",
+                "Events from webhooks accepted.",
+                |c| c.webhook_events,
+            ),
+            (
+                "duplicates_total",
+                "counter",
+                "Scans dropped as already handed on.",
+                |c| c.duplicates,
+            ),
+            (
+                "unknown_codes_total",
+                "counter",
+                "Scans with unmapped carrier codes.",
+                |c| c.unknown_codes,
+            ),
+            (
+                "silence_promotions_total",
+                "counter",
+                "Promotions to polling after webhook silence.",
+                |c| c.silence_promotions,
+            ),
+            (
+                "webhooks_silent",
+                "gauge",
+                "1 while the carrier's webhooks are silent.",
+                |c| u64::from(c.silent),
+            ),
+        ];
+        for (name, kind, help, get) in per {
+            let _ = writeln!(out, "# HELP dropline_adapter_{name} {help}");
+            let _ = writeln!(out, "# TYPE dropline_adapter_{name} {kind}");
+            for c in &self.carriers {
+                let _ = writeln!(
+                    out,
+                    "dropline_adapter_{name}{{carrier=\"{}\"}} {}",
+                    c.carrier,
+                    get(c)
+                );
+            }
+        }
+        out
+    }
+}
