@@ -39,28 +39,25 @@ enum BenchCommand {
         #[arg(long, default_value = "target/bench-log")]
         dir: PathBuf,
     },
-    /// Adapters sending 250-byte events over QUIC with durable acks.
-    Ingest {
-        /// Events to send in total.
-        #[arg(long, default_value_t = 1_000_000)]
+    /// The engine over a superdrop-shaped log, with durable outputs.
+    Pipeline {
+        /// Carrier events to generate (about 15 per shipment).
+        #[arg(long, default_value_t = 2_400_000)]
         events: u64,
-        /// Concurrent adapters (one client each).
+        /// Engine workers.
         #[arg(long, default_value_t = 2)]
-        adapters: u32,
-        /// Records per batch.
-        #[arg(long, default_value_t = 4096)]
-        batch: u32,
-        /// Partitions of carrier-events.
+        workers: u32,
+        /// Partitions of the input topics.
         #[arg(long, default_value_t = 8)]
         partitions: u32,
-        /// Largest UDP payload QUIC may use, in bytes.
-        #[arg(long, default_value_t = 1452)]
-        udp_payload_bytes: u16,
-        /// Client linger time, in µs.
-        #[arg(long, default_value_t = 5_000)]
-        linger_us: u64,
-        /// Directory for the log.
-        #[arg(long, default_value = "target/bench-ingest")]
+        /// Records per appended input batch.
+        #[arg(long, default_value_t = 1024)]
+        batch: usize,
+        /// Workload seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Data directory (wiped first).
+        #[arg(long, default_value = "target/bench-pipeline")]
         dir: PathBuf,
     },
 }
@@ -91,25 +88,23 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             let report = dropline_bench::log::run(&args)?;
             report.print();
         }
-        BenchCommand::Ingest {
+        BenchCommand::Pipeline {
             events,
-            adapters,
-            batch,
+            workers,
             partitions,
-            udp_payload_bytes,
-            linger_us,
+            batch,
+            seed,
             dir,
         } => {
-            let args = dropline_bench::ingest::IngestBenchArgs {
+            let args = dropline_bench::pipeline::PipelineArgs {
                 events,
-                adapters,
-                batch,
+                workers,
                 partitions,
-                udp_payload_bytes_max: udp_payload_bytes,
-                linger_us,
+                batch_records: batch,
                 dir,
+                seed,
             };
-            let report = dropline_bench::ingest::run(&args)?;
+            let report = dropline_bench::pipeline::run(&args)?;
             report.print();
         }
     }
