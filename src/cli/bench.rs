@@ -39,6 +39,30 @@ enum BenchCommand {
         #[arg(long, default_value = "target/bench-log")]
         dir: PathBuf,
     },
+    /// Adapters sending 250-byte events over QUIC with durable acks.
+    Ingest {
+        /// Events to send in total.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Concurrent adapters (one client each).
+        #[arg(long, default_value_t = 2)]
+        adapters: u32,
+        /// Records per batch.
+        #[arg(long, default_value_t = 4096)]
+        batch: u32,
+        /// Partitions of carrier-events.
+        #[arg(long, default_value_t = 8)]
+        partitions: u32,
+        /// Largest UDP payload QUIC may use, in bytes.
+        #[arg(long, default_value_t = 1452)]
+        udp_payload_bytes: u16,
+        /// Client linger time, in µs.
+        #[arg(long, default_value_t = 5_000)]
+        linger_us: u64,
+        /// Directory for the log.
+        #[arg(long, default_value = "target/bench-ingest")]
+        dir: PathBuf,
+    },
     /// The engine over a superdrop-shaped log, with durable outputs.
     Pipeline {
         /// Carrier events to generate (about 15 per shipment).
@@ -86,6 +110,27 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 child_exe: std::env::current_exe().ok(),
             };
             let report = dropline_bench::log::run(&args)?;
+            report.print();
+        }
+        BenchCommand::Ingest {
+            events,
+            adapters,
+            batch,
+            partitions,
+            udp_payload_bytes,
+            linger_us,
+            dir,
+        } => {
+            let args = dropline_bench::ingest::IngestBenchArgs {
+                events,
+                adapters,
+                batch,
+                partitions,
+                udp_payload_bytes_max: udp_payload_bytes,
+                linger_us,
+                dir,
+            };
+            let report = dropline_bench::ingest::run(&args)?;
             report.print();
         }
         BenchCommand::Pipeline {

@@ -17,6 +17,9 @@ pub(crate) struct ServeArgs {
     /// QUIC ingest address (overrides the file).
     #[arg(long)]
     quic_listen: Option<std::net::SocketAddr>,
+    /// HTTP address (overrides the file).
+    #[arg(long)]
+    http_listen: Option<std::net::SocketAddr>,
 }
 
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -30,6 +33,9 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(addr) = args.quic_listen {
         config.quic.listen = addr;
     }
+    if let Some(addr) = args.http_listen {
+        config.http.listen = addr;
+    }
     let runtime = super::runtime()?;
     runtime.block_on(async {
         let node = Node::start(&config).await?;
@@ -39,6 +45,10 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             println!("  QUIC ingest   {addr}");
         }
         println!("  TLS sha256    {}", node.fingerprint());
+        if let Some(addr) = node.http_addr() {
+            println!("  HTTP          http://{addr}/");
+            println!("  dashboard     http://{addr}/dashboard");
+        }
         println!("ready");
         tokio::signal::ctrl_c().await?;
         println!("stopping");

@@ -3,11 +3,16 @@
 //! here decides anything about shipments; it only wires the crates.
 
 pub(crate) mod config;
+mod sources;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+use dropline_adapters::http::{
+    AdminToken, ContactSealer, HttpConfig, HttpHandle, HttpState, MetricsSource, ViewStore,
+    serve_http,
+};
 use dropline_adapters::ingest::{
     AdapterCredential, IngestServerConfig, LogSink, ServerHandle, TlsSource, serve,
 };
@@ -21,12 +26,16 @@ use config::{parse_sha256_hex, to_hex};
 pub(crate) const DEFAULT_ADAPTER: &str = "default";
 /// File (in the data dir) holding the default adapter's token.
 pub(crate) const DEFAULT_TOKEN_FILE: &str = "adapter.token";
+/// File (in the data dir) holding the admin API's bearer token.
+pub(crate) const ADMIN_TOKEN_FILE: &str = "admin.token";
 
 /// A running node.
 pub(crate) struct Node {
     _log: Arc<Log>,
     engine: Option<Engine>,
     ingest: Option<ServerHandle>,
+    http: Option<HttpHandle>,
+    tails: Vec<tokio::task::JoinHandle<Result<(), dropline_log::LogError>>>,
 }
 
 impl Node {
@@ -72,10 +81,44 @@ impl Node {
         let ingest = serve(ingest_config, sink)
             .await
             .context("starting QUIC ingest")?;
+
+        let sealer = ContactSealer::load_or_create(&config.data_dir)
+            .context("loading the contact-sealing key")?;
+        let admin = Arc::new(sources::NodeAdmin::new(Arc::clone(&log)));
+        let mut http_config = HttpConfig::new(config.http.listen);
+        http_config.admin_token = Some(AdminToken::from_plain(&read_or_create_token(
+            &config.data_dir,
+            ADMIN_TOKEN_FILE,
+        )?));
+        let views = Arc::new(ViewStore::new(
+            http_config.views_max,
+            http_config.timeline_entries_max,
+        ));
+        let tails = views.start_tails(&log, http_config.tail_read_bytes_max);
+        let stats = Arc::new(sources::NodeStats::new(
+            Arc::clone(engine.metrics()),
+            ingest.metrics_handle(),
+            Some(Arc::clone(&views)),
+            Arc::clone(&admin),
+        ));
+        let mut state = HttpState::new(Arc::clone(&log), sealer);
+        state.views = Some(views);
+        state.stats = Some(stats);
+        let engine_metrics: Arc<dyn MetricsSource> =
+            Arc::new(sources::EngineMetrics(Arc::clone(engine.metrics())));
+        let ingest_metrics: Arc<dyn MetricsSource> =
+            Arc::new(sources::IngestMetricsText(ingest.metrics_handle()));
+        state.metrics = vec![engine_metrics, ingest_metrics];
+        state.admin = Some(admin.clone());
+        let http = serve_http(http_config, state.clone())
+            .await
+            .context("starting HTTP")?;
         Ok(Node {
             _log: log,
             engine: Some(engine),
             ingest: Some(ingest),
+            http: Some(http),
+            tails,
         })
     }
 
@@ -92,9 +135,20 @@ impl Node {
             .unwrap_or_default()
     }
 
-    /// Stops ingest (waiting for in-flight acks), then the engine (which
-    /// checkpoints), then closes the log.
+    /// The HTTP address.
+    pub(crate) fn http_addr(&self) -> Option<std::net::SocketAddr> {
+        self.http.as_ref().map(HttpHandle::local_addr)
+    }
+
+    /// Stops HTTP and ingest (waiting for in-flight acks), then the engine
+    /// (which checkpoints), then closes the log.
     pub(crate) async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(http) = self.http.take() {
+            http.shutdown().await.context("stopping HTTP")?;
+        }
+        for tail in self.tails.drain(..) {
+            tail.abort();
+        }
         if let Some(ingest) = self.ingest.take() {
             ingest.shutdown().await;
         }
@@ -124,16 +178,17 @@ fn credentials(config: &NodeConfig) -> anyhow::Result<Vec<AdapterCredential>> {
             })
             .collect();
     }
-    let token = default_token(&config.data_dir)?;
+    let token = read_or_create_token(&config.data_dir, DEFAULT_TOKEN_FILE)?;
     Ok(vec![AdapterCredential::from_token(
         DEFAULT_ADAPTER,
         token.as_bytes(),
     )])
 }
 
-/// Reads or creates the default adapter token.
-pub(crate) fn default_token(data_dir: &Path) -> anyhow::Result<String> {
-    let path = data_dir.join(DEFAULT_TOKEN_FILE);
+/// Reads a token file in the data dir, or creates it (mode 0600) with 32
+/// random bytes in hex.
+pub(crate) fn read_or_create_token(data_dir: &Path, file: &str) -> anyhow::Result<String> {
+    let path = data_dir.join(file);
     if let Ok(text) = std::fs::read_to_string(&path) {
         return Ok(text.trim().to_string());
     }

@@ -1,0 +1,232 @@
+//! The node's implementations of what the HTTP edge asks for: Prometheus
+//! text from the engine and ingest registries, the dashboard's snapshot,
+//! and the drop-mode switch.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use dropline_adapters::http::{
+    AdminActions, AdminError, CriticalLatency, Freshness, MetricsSource, PartitionLag,
+    StatsSnapshot, StatsSource, ViewStore, WorkerRate,
+};
+use dropline_adapters::ingest::IngestMetrics;
+use dropline_engine::{InputKind, Metrics, request_drop_mode};
+use dropline_log::Log;
+
+/// A shipment with no update for this long counts as stale on the dashboard.
+const STALE_AFTER_MS: u64 = 3_600_000;
+/// The critical-notification objective: 95% within this.
+const CRITICAL_SLO_MS: f64 = 60_000.0;
+
+/// The engine's registry as a metrics source.
+pub(crate) struct EngineMetrics(pub(crate) Arc<Metrics>);
+
+impl MetricsSource for EngineMetrics {
+    fn render_prometheus(&self, out: &mut String) {
+        self.0.render_prometheus(out);
+    }
+}
+
+/// The ingest server's counters as a metrics source.
+pub(crate) struct IngestMetricsText(pub(crate) Arc<IngestMetrics>);
+
+impl MetricsSource for IngestMetricsText {
+    fn render_prometheus(&self, out: &mut String) {
+        let s = self.0.snapshot();
+        let counters = [
+            (
+                "dropline_ingest_connections_accepted_total",
+                s.connections_accepted,
+            ),
+            (
+                "dropline_ingest_connections_refused_total",
+                s.connections_refused,
+            ),
+            ("dropline_ingest_batches_acked_total", s.batches_acked),
+            ("dropline_ingest_events_acked_total", s.events_acked),
+            (
+                "dropline_ingest_duplicate_batches_total",
+                s.duplicate_batches,
+            ),
+            ("dropline_ingest_bytes_received_total", s.bytes_received),
+            ("dropline_ingest_dead_letters_total", s.dead_letters),
+        ];
+        for (name, value) in counters {
+            let _ = writeln!(out, "# TYPE {name} counter\n{name} {value}");
+        }
+        let _ = writeln!(
+            out,
+            "# TYPE dropline_ingest_connections_open gauge\ndropline_ingest_connections_open {}",
+            s.connections_open
+        );
+        let _ = writeln!(out, "# TYPE dropline_ingest_errors_total counter");
+        for (code, count) in &s.errors {
+            let _ = writeln!(
+                out,
+                "dropline_ingest_errors_total{{code=\"{}\"}} {count}",
+                code.name()
+            );
+        }
+    }
+}
+
+/// Previous sample, for rates.
+struct Sample {
+    at: Instant,
+    ingest_events: u64,
+    worker_events: Vec<u64>,
+}
+
+/// Dashboard figures computed from the node's registries.
+pub(crate) struct NodeStats {
+    pub(crate) engine: Arc<Metrics>,
+    pub(crate) ingest: Arc<IngestMetrics>,
+    pub(crate) views: Option<Arc<ViewStore>>,
+    pub(crate) admin: Arc<NodeAdmin>,
+    previous: Mutex<Option<Sample>>,
+}
+
+impl NodeStats {
+    pub(crate) fn new(
+        engine: Arc<Metrics>,
+        ingest: Arc<IngestMetrics>,
+        views: Option<Arc<ViewStore>>,
+        admin: Arc<NodeAdmin>,
+    ) -> NodeStats {
+        NodeStats {
+            engine,
+            ingest,
+            views,
+            admin,
+            previous: Mutex::new(None),
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl StatsSource for NodeStats {
+    fn snapshot(&self) -> StatsSnapshot {
+        let ingest = self.ingest.snapshot();
+        let worker_events: Vec<u64> = self
+            .engine
+            .workers()
+            .iter()
+            .map(|w| w.events_total.load(Ordering::Relaxed))
+            .collect();
+        let now = Instant::now();
+        let mut previous = self.previous.lock().unwrap_or_else(|e| e.into_inner());
+        let (ingest_rate, worker_rates) = match previous.as_ref() {
+            Some(p) => {
+                let secs = now.duration_since(p.at).as_secs_f64().max(1e-3);
+                let ingest_rate = ingest.events_acked.saturating_sub(p.ingest_events) as f64 / secs;
+                let rates = worker_events
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| WorkerRate {
+                        worker: u32::try_from(i).unwrap_or(u32::MAX),
+                        events_per_s: e.saturating_sub(p.worker_events.get(i).copied().unwrap_or(0))
+                            as f64
+                            / secs,
+                    })
+                    .collect();
+                (ingest_rate, rates)
+            }
+            None => (0.0, Vec::new()),
+        };
+        *previous = Some(Sample {
+            at: now,
+            ingest_events: ingest.events_acked,
+            worker_events,
+        });
+        drop(previous);
+        let partition_lag = self
+            .engine
+            .partitions()
+            .iter()
+            .enumerate()
+            .map(|(p, m)| PartitionLag {
+                partition: u32::try_from(p).unwrap_or(u32::MAX),
+                lag_records: m.lag(InputKind::CarrierEvents) + m.lag(InputKind::Orders),
+            })
+            .collect();
+        let freshness = match &self.views {
+            Some(views) => {
+                let (active, stale) = views.freshness(now_ms(), STALE_AFTER_MS);
+                Freshness {
+                    active_shipments: active,
+                    stale_over_1h: stale,
+                    stale_ratio: if active == 0 {
+                        0.0
+                    } else {
+                        stale as f64 / active as f64
+                    },
+                }
+            }
+            None => Freshness {
+                active_shipments: 0,
+                stale_over_1h: 0,
+                stale_ratio: 0.0,
+            },
+        };
+        StatsSnapshot {
+            time_ms: now_ms(),
+            ingest_events_per_s: ingest_rate,
+            partition_lag,
+            worker_rates,
+            // Delivery is not assembled into the node yet: no backlog,
+            // latency or cost figures to show.
+            notification_backlog: Vec::new(),
+            critical_latency: CriticalLatency {
+                p50_ms: 0.0,
+                p95_ms: 0.0,
+                slo_ms: CRITICAL_SLO_MS,
+                within_slo_ratio: 0.0,
+            },
+            freshness,
+            carrier_errors: Vec::new(),
+            cost_per_update: 0.0,
+            dead_letters_total: ingest.dead_letters,
+            drop_mode: self.admin.drop_mode().unwrap_or(false),
+        }
+    }
+}
+
+/// Drop-mode switch: appends a control record the engine applies (and
+/// replays see).
+pub(crate) struct NodeAdmin {
+    pub(crate) log: Arc<Log>,
+    /// 0 unknown, 1 off, 2 on: the last switch made through this node.
+    state: AtomicU8,
+}
+
+impl NodeAdmin {
+    pub(crate) fn new(log: Arc<Log>) -> NodeAdmin {
+        NodeAdmin {
+            log,
+            state: AtomicU8::new(0),
+        }
+    }
+}
+
+impl AdminActions for NodeAdmin {
+    fn set_drop_mode(&self, on: bool) -> Result<u64, AdminError> {
+        let offset = request_drop_mode(&self.log, on, None)?;
+        self.state.store(if on { 2 } else { 1 }, Ordering::Release);
+        Ok(offset)
+    }
+
+    fn drop_mode(&self) -> Option<bool> {
+        match self.state.load(Ordering::Acquire) {
+            1 => Some(false),
+            2 => Some(true),
+            _ => None,
+        }
+    }
+}
