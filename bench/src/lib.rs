@@ -2,6 +2,7 @@
 //! same run, HDR latency histograms, and one JSON object as the last line.
 
 pub mod disk;
+pub mod http;
 pub mod ingest;
 pub mod log;
 pub mod pipeline;

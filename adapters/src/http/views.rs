@@ -289,8 +289,8 @@ impl ViewStore {
     }
 
     /// Completes once `done(self)` holds, re-checking after every applied
-    /// record (for tools and tests that wait for the store to reach a
-    /// state, without polling).
+    /// record and every new subscription (for tools and tests that wait
+    /// for the store to reach a state, without polling).
     pub async fn wait_until(&self, mut done: impl FnMut(&ViewStore) -> bool) {
         loop {
             let notified = self.changed.notified();
@@ -331,11 +331,13 @@ impl ViewStore {
         let mut shard = write_shard(self.shard(tracking_number));
         let e = shard.map.get_mut(tracking_number)?;
         let hash = e.content_hash;
-        Some(
-            e.watch
-                .get_or_insert_with(|| watch::channel(hash).0)
-                .subscribe(),
-        )
+        let rx = e
+            .watch
+            .get_or_insert_with(|| watch::channel(hash).0)
+            .subscribe();
+        drop(shard);
+        self.changed.notify_waiters();
+        Some(rx)
     }
 
     /// Number of open live subscriptions on one shipment.
