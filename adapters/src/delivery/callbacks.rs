@@ -9,11 +9,11 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use axum::Router;
 use axum::extract::{Form, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use dropline_operators::model::Channel;
 use serde::Deserialize;
 
@@ -62,7 +62,9 @@ async fn sms_inbound(State(s): State<CallbackState>, Form(f): Form<InboundForm>)
     if is_stop_word(&f.body) {
         let store = s.opt_outs.clone();
         let from = f.from.clone();
-        let r = tokio::task::spawn_blocking(move || store.opt_out_contact(Channel::Sms, &from, "stop")).await;
+        let r =
+            tokio::task::spawn_blocking(move || store.opt_out_contact(Channel::Sms, &from, "stop"))
+                .await;
         match r {
             Ok(Ok(())) => {
                 s.metrics.opt_outs.fetch_add(1, Ordering::Relaxed);
@@ -87,7 +89,10 @@ struct UnsubscribeQuery {
     token: String,
 }
 
-async fn unsubscribe(State(s): State<CallbackState>, Query(q): Query<UnsubscribeQuery>) -> Response {
+async fn unsubscribe(
+    State(s): State<CallbackState>,
+    Query(q): Query<UnsubscribeQuery>,
+) -> Response {
     if q.token.len() != 64 || !q.token.bytes().all(|b| b.is_ascii_hexdigit()) {
         return (StatusCode::BAD_REQUEST, "bad token").into_response();
     }
@@ -96,7 +101,11 @@ async fn unsubscribe(State(s): State<CallbackState>, Query(q): Query<Unsubscribe
     match tokio::task::spawn_blocking(move || store.opt_out_token(&token, "unsubscribe")).await {
         Ok(Ok(())) => {
             s.metrics.opt_outs.fetch_add(1, Ordering::Relaxed);
-            (StatusCode::OK, "You are unsubscribed from shipment notifications.\n").into_response()
+            (
+                StatusCode::OK,
+                "You are unsubscribed from shipment notifications.\n",
+            )
+                .into_response()
         }
         _ => StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }

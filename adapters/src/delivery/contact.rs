@@ -121,7 +121,10 @@ impl OrderContacts {
             offset,
             source,
         };
-        let p = self.log.partition(&self.topic, partition).map_err(log_err)?;
+        let p = self
+            .log
+            .partition(&self.topic, partition)
+            .map_err(log_err)?;
         let batches = p.read(offset, ORDER_READ_BYTES).map_err(log_err)?;
         let order = batches
             .iter()

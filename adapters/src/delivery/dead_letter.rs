@@ -79,10 +79,13 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 
 /// Creates the dead-letter topic (one partition, kept until removed).
 pub fn ensure_topic(log: &Log, topic: &str) -> Result<(), DeadLetterError> {
-    log.create_topic(topic, TopicConfig {
-        retention_ms: None,
-        ..TopicConfig::new(1)
-    })?;
+    log.create_topic(
+        topic,
+        TopicConfig {
+            retention_ms: None,
+            ..TopicConfig::new(1)
+        },
+    )?;
     Ok(())
 }
 

@@ -175,19 +175,71 @@ impl DeliveryMetrics {
     pub fn render_prometheus(&self, out: &mut String) {
         type Field = fn(&ChannelCounters) -> &AtomicU64;
         let counters: [(&str, &str, Field); 13] = [
-            ("dropline_delivery_messages_accepted_total", "Messages accepted by the provider.", |c| &c.messages_accepted),
-            ("dropline_delivery_updates_delivered_total", "Updates carried by accepted messages.", |c| &c.updates_delivered),
-            ("dropline_delivery_messages_consolidated_total", "Messages merging several updates of one order.", |c| &c.messages_consolidated),
-            ("dropline_delivery_messages_digest_total", "Digest messages.", |c| &c.messages_digest),
-            ("dropline_delivery_retries_total", "Retries scheduled.", |c| &c.retries),
-            ("dropline_delivery_rate_limited_total", "429 answers from providers.", |c| &c.rate_limited),
-            ("dropline_delivery_dead_lettered_total", "Updates given up and dead-lettered.", |c| &c.dead_lettered),
-            ("dropline_delivery_suppressed_opted_out_total", "Updates not sent: contact opted out.", |c| &c.suppressed_opted_out),
-            ("dropline_delivery_suppressed_buyer_cap_total", "Updates not sent: per-buyer cap.", |c| &c.suppressed_buyer_cap),
-            ("dropline_delivery_skipped_no_contact_total", "Updates with no usable contact.", |c| &c.skipped_no_contact),
-            ("dropline_delivery_cost_micro_total", "Cost of accepted messages, millionths of the currency unit.", |c| &c.cost_micro),
-            ("dropline_delivery_critical_within_slo_total", "Critical updates delivered within the objective.", |c| &c.critical_within_slo),
-            ("dropline_delivery_critical_delivered_total", "Critical updates delivered.", |c| &c.critical_delivered),
+            (
+                "dropline_delivery_messages_accepted_total",
+                "Messages accepted by the provider.",
+                |c| &c.messages_accepted,
+            ),
+            (
+                "dropline_delivery_updates_delivered_total",
+                "Updates carried by accepted messages.",
+                |c| &c.updates_delivered,
+            ),
+            (
+                "dropline_delivery_messages_consolidated_total",
+                "Messages merging several updates of one order.",
+                |c| &c.messages_consolidated,
+            ),
+            (
+                "dropline_delivery_messages_digest_total",
+                "Digest messages.",
+                |c| &c.messages_digest,
+            ),
+            (
+                "dropline_delivery_retries_total",
+                "Retries scheduled.",
+                |c| &c.retries,
+            ),
+            (
+                "dropline_delivery_rate_limited_total",
+                "429 answers from providers.",
+                |c| &c.rate_limited,
+            ),
+            (
+                "dropline_delivery_dead_lettered_total",
+                "Updates given up and dead-lettered.",
+                |c| &c.dead_lettered,
+            ),
+            (
+                "dropline_delivery_suppressed_opted_out_total",
+                "Updates not sent: contact opted out.",
+                |c| &c.suppressed_opted_out,
+            ),
+            (
+                "dropline_delivery_suppressed_buyer_cap_total",
+                "Updates not sent: per-buyer cap.",
+                |c| &c.suppressed_buyer_cap,
+            ),
+            (
+                "dropline_delivery_skipped_no_contact_total",
+                "Updates with no usable contact.",
+                |c| &c.skipped_no_contact,
+            ),
+            (
+                "dropline_delivery_cost_micro_total",
+                "Cost of accepted messages, millionths of the currency unit.",
+                |c| &c.cost_micro,
+            ),
+            (
+                "dropline_delivery_critical_within_slo_total",
+                "Critical updates delivered within the objective.",
+                |c| &c.critical_within_slo,
+            ),
+            (
+                "dropline_delivery_critical_delivered_total",
+                "Critical updates delivered.",
+                |c| &c.critical_delivered,
+            ),
         ];
         for (name, help, field) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -197,22 +249,35 @@ impl DeliveryMetrics {
             }
         }
         let name = "dropline_delivery_degrade_level";
-        let _ = writeln!(out, "# HELP {name} 0 normal, 1 low in digests, 2 low paused, 3 normal in digests.\n# TYPE {name} gauge");
+        let _ = writeln!(
+            out,
+            "# HELP {name} 0 normal, 1 low in digests, 2 low paused, 3 normal in digests.\n# TYPE {name} gauge"
+        );
         for ch in Channel::ALL {
             let v = self.channel(ch).degrade_level.load(Ordering::Relaxed);
             let _ = writeln!(out, "{name}{{channel=\"{}\"}} {v}", ch.as_str());
         }
         let name = "dropline_delivery_cost_per_update_micro";
-        let _ = writeln!(out, "# HELP {name} Cost per delivered update, millionths.\n# TYPE {name} gauge");
+        let _ = writeln!(
+            out,
+            "# HELP {name} Cost per delivered update, millionths.\n# TYPE {name} gauge"
+        );
         for ch in Channel::ALL {
             let c = self.channel(ch);
             let updates = c.updates_delivered.load(Ordering::Relaxed);
             let cost = c.cost_micro.load(Ordering::Relaxed);
-            let v = if updates == 0 { 0.0 } else { cost as f64 / updates as f64 };
+            let v = if updates == 0 {
+                0.0
+            } else {
+                cost as f64 / updates as f64
+            };
             let _ = writeln!(out, "{name}{{channel=\"{}\"}} {v}", ch.as_str());
         }
         let name = "dropline_delivery_backlog_records";
-        let _ = writeln!(out, "# HELP {name} Notifications read or readable but not finished.\n# TYPE {name} gauge");
+        let _ = writeln!(
+            out,
+            "# HELP {name} Notifications read or readable but not finished.\n# TYPE {name} gauge"
+        );
         for class in Class::all() {
             let _ = writeln!(
                 out,
@@ -223,28 +288,61 @@ impl DeliveryMetrics {
             );
         }
         let name = "dropline_delivery_latency_seconds";
-        let _ = writeln!(out, "# HELP {name} Carrier event log time to provider acceptance.\n# TYPE {name} histogram");
+        let _ = writeln!(
+            out,
+            "# HELP {name} Carrier event log time to provider acceptance.\n# TYPE {name} histogram"
+        );
         for ch in Channel::ALL {
-            let g = self.latency_ms[ci(ch)].lock().unwrap_or_else(|e| e.into_inner());
+            let g = self.latency_ms[ci(ch)]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             let Some(h) = g.as_ref() else { continue };
             let label = ch.as_str();
             for b in LATENCY_BUCKETS_S {
                 let bound_ms = (b * 1000.0) as u64;
-                let n: u64 = h.iter_recorded().filter(|v| v.value_iterated_to() <= bound_ms).map(|v| v.count_at_value()).sum();
+                let n: u64 = h
+                    .iter_recorded()
+                    .filter(|v| v.value_iterated_to() <= bound_ms)
+                    .map(|v| v.count_at_value())
+                    .sum();
                 let _ = writeln!(out, "{name}_bucket{{channel=\"{label}\",le=\"{b}\"}} {n}");
             }
-            let _ = writeln!(out, "{name}_bucket{{channel=\"{label}\",le=\"+Inf\"}} {}", h.len());
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{channel=\"{label}\",le=\"+Inf\"}} {}",
+                h.len()
+            );
             let sum_s = h.mean() * h.len() as f64 / 1000.0;
             let _ = writeln!(out, "{name}_sum{{channel=\"{label}\"}} {sum_s}");
             let _ = writeln!(out, "{name}_count{{channel=\"{label}\"}} {}", h.len());
         }
         for (name, help, v) in [
-            ("dropline_delivery_receipts_total", "Delivery receipts received.", &self.receipts),
-            ("dropline_delivery_opt_outs_total", "Opt-outs recorded.", &self.opt_outs),
-            ("dropline_delivery_undecodable_total", "Notify records that did not decode.", &self.undecodable),
-            ("dropline_delivery_checkpoints_total", "Delivery checkpoints written.", &self.checkpoints),
+            (
+                "dropline_delivery_receipts_total",
+                "Delivery receipts received.",
+                &self.receipts,
+            ),
+            (
+                "dropline_delivery_opt_outs_total",
+                "Opt-outs recorded.",
+                &self.opt_outs,
+            ),
+            (
+                "dropline_delivery_undecodable_total",
+                "Notify records that did not decode.",
+                &self.undecodable,
+            ),
+            (
+                "dropline_delivery_checkpoints_total",
+                "Delivery checkpoints written.",
+                &self.checkpoints,
+            ),
         ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Ordering::Relaxed)
+            );
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod opt_out;
 pub mod quiet_hours;
 pub mod retry;
 pub mod scheduler;
+pub mod seed;
 pub mod token_bucket;
 pub mod worker;
 
@@ -41,4 +42,4 @@ pub use opt_out::{OPT_OUT_TOPIC, OptOutStore};
 pub use quiet_hours::QuietHours;
 pub use retry::RetryPolicy;
 pub use token_bucket::{Rate, TokenBucket};
-pub use worker::{DeliveryDeps, DeliveryError, DeliveryHandle, DeliveryWorker};
+pub use worker::{DeliveryDeps, DeliveryError, DeliveryHandle, DeliveryWorker, WorkerState};

@@ -50,7 +50,10 @@ fn normalise(channel: Channel, address: &str) -> String {
     let a = address.trim();
     match channel {
         Channel::Email => a.to_ascii_lowercase(),
-        Channel::Sms => a.chars().filter(|c| *c == '+' || c.is_ascii_digit()).collect(),
+        Channel::Sms => a
+            .chars()
+            .filter(|c| *c == '+' || c.is_ascii_digit())
+            .collect(),
         _ => a.to_string(),
     }
 }
@@ -67,10 +70,13 @@ pub struct OptOutStore {
 impl OptOutStore {
     /// Opens the store: creates the topic if needed and loads it.
     pub fn open(log: Arc<Log>, secret: &[u8]) -> Result<OptOutStore, OptOutError> {
-        log.create_topic(OPT_OUT_TOPIC, TopicConfig {
-            retention_ms: None,
-            ..TopicConfig::new(1)
-        })?;
+        log.create_topic(
+            OPT_OUT_TOPIC,
+            TopicConfig {
+                retention_ms: None,
+                ..TopicConfig::new(1)
+            },
+        )?;
         let p = log.partition(OPT_OUT_TOPIC, 0)?;
         let mut contacts = HashSet::new();
         let mut orders = HashSet::new();
@@ -134,7 +140,12 @@ impl OptOutStore {
     }
 
     /// Records that a contact opted out (durable when this returns).
-    pub fn opt_out_contact(&self, channel: Channel, address: &str, reason: &str) -> Result<(), OptOutError> {
+    pub fn opt_out_contact(
+        &self,
+        channel: Channel,
+        address: &str,
+        reason: &str,
+    ) -> Result<(), OptOutError> {
         let fp = self.fingerprint(channel, address);
         self.opt_out_token(&fp, reason)
     }
@@ -145,12 +156,15 @@ impl OptOutStore {
         if self.read_contacts().contains(fingerprint) {
             return Ok(());
         }
-        self.append(fingerprint, &OptOutRecord {
-            v: 1,
-            fp: Some(fingerprint.to_string()),
-            order: None,
-            reason: reason.to_string(),
-        })?;
+        self.append(
+            fingerprint,
+            &OptOutRecord {
+                v: 1,
+                fp: Some(fingerprint.to_string()),
+                order: None,
+                reason: reason.to_string(),
+            },
+        )?;
         self.contacts
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -160,12 +174,15 @@ impl OptOutStore {
 
     /// Records that the buyer withdrew consent for one order.
     pub fn opt_out_order(&self, order_id: &str, reason: &str) -> Result<(), OptOutError> {
-        self.append(&format!("order:{order_id}"), &OptOutRecord {
-            v: 1,
-            fp: None,
-            order: Some(order_id.to_string()),
-            reason: reason.to_string(),
-        })?;
+        self.append(
+            &format!("order:{order_id}"),
+            &OptOutRecord {
+                v: 1,
+                fp: None,
+                order: Some(order_id.to_string()),
+                reason: reason.to_string(),
+            },
+        )?;
         self.orders
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -183,7 +200,9 @@ impl OptOutStore {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .contains(order_id)
-            || self.read_contacts().contains(&self.fingerprint(channel, address))
+            || self
+                .read_contacts()
+                .contains(&self.fingerprint(channel, address))
     }
 
     /// Number of opted-out contacts and orders.

@@ -66,7 +66,9 @@ mod tests {
     use super::*;
 
     fn ms(rfc3339: &str) -> u64 {
-        DateTime::parse_from_rfc3339(rfc3339).unwrap().timestamp_millis() as u64
+        DateTime::parse_from_rfc3339(rfc3339)
+            .unwrap()
+            .timestamp_millis() as u64
     }
 
     #[test]
@@ -85,6 +87,9 @@ mod tests {
             Some(ms("2025-06-11T13:00:00Z"))
         );
         // Noon in Chicago is not quiet; it is 17:00 UTC.
-        assert_eq!(q.release_at_ms(ms("2025-06-11T17:00:00Z"), "America/Chicago"), None);
+        assert_eq!(
+            q.release_at_ms(ms("2025-06-11T17:00:00Z"), "America/Chicago"),
+            None
+        );
     }
 }

@@ -187,6 +187,16 @@ impl Scheduler {
         self.members_grouped[i] + self.held_members[i] + self.ready_members[i]
     }
 
+    /// Notifications waiting for their window to close, in held messages
+    /// and in ready messages, over all classes.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        (
+            self.members_grouped.iter().sum(),
+            self.held_members.iter().sum(),
+            self.ready_members.iter().sum(),
+        )
+    }
+
     /// Adds a notification. `as_digest` puts it in its buyer's digest.
     pub fn add(&mut self, member: Member, as_digest: bool) {
         let class = Class {
@@ -220,7 +230,11 @@ impl Scheduler {
             address: member.contact.address.clone(),
         };
         self.members_grouped[class.index()] += 1;
-        self.groups.entry((bucket_end, gk)).or_default().members.push(member);
+        self.groups
+            .entry((bucket_end, gk))
+            .or_default()
+            .members
+            .push(member);
     }
 
     /// Closes groups whose window is over (`frontier_ms(class)` is the log

@@ -42,8 +42,8 @@ impl TokenBucket {
     fn refill(&mut self, now_ms: u64) {
         if now_ms > self.at_ms {
             let dt_s = (now_ms - self.at_ms) as f64 / 1000.0;
-            self.tokens = (self.tokens + dt_s * self.rate.per_second)
-                .min(f64::from(self.rate.burst.max(1)));
+            self.tokens =
+                (self.tokens + dt_s * self.rate.per_second).min(f64::from(self.rate.burst.max(1)));
             self.at_ms = now_ms;
         }
     }

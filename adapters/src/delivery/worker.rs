@@ -94,11 +94,28 @@ pub struct DeliveryDeps {
     pub metrics: Arc<DeliveryMetrics>,
 }
 
+/// What a worker is doing, published after every loop.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkerState {
+    /// Notifications finished and checkpointed since start.
+    pub finished: u64,
+    /// Notifications read since start (skipped re-reads not counted).
+    pub read: u64,
+    /// Notifications waiting for their grouping window to close.
+    pub grouping: usize,
+    /// Notifications in held messages (quiet hours, not-before, backoff).
+    pub held: usize,
+    /// Notifications in messages ready to send.
+    pub ready: usize,
+    /// Notifications in messages being sent.
+    pub in_flight: usize,
+}
+
 /// A running worker.
 #[derive(Debug)]
 pub struct DeliveryHandle {
     stop: watch::Sender<bool>,
-    finished: watch::Receiver<u64>,
+    state: watch::Receiver<WorkerState>,
     task: tokio::task::JoinHandle<Result<(), DeliveryError>>,
     metrics: Arc<DeliveryMetrics>,
 }
@@ -109,16 +126,21 @@ impl DeliveryHandle {
         &self.metrics
     }
 
-    /// Notifications finished (delivered, suppressed, skipped or
-    /// dead-lettered) since start.
-    pub fn finished(&self) -> u64 {
-        *self.finished.borrow()
+    /// The latest published state.
+    pub fn state(&self) -> WorkerState {
+        *self.state.borrow()
     }
 
-    /// Waits until at least `n` notifications finished since start, or the
-    /// worker stopped.
+    /// Waits until at least `n` notifications finished (delivered,
+    /// suppressed, skipped or dead-lettered, and checkpointed) since start,
+    /// or the worker stopped.
     pub async fn wait_finished(&mut self, n: u64) {
-        let _ = self.finished.wait_for(|v| *v >= n).await;
+        let _ = self.state.wait_for(|s| s.finished >= n).await;
+    }
+
+    /// Waits until the state satisfies `pred`, or the worker stopped.
+    pub async fn wait_state(&mut self, pred: impl FnMut(&WorkerState) -> bool) {
+        let _ = self.state.wait_for(pred).await;
     }
 
     /// Asks the worker to stop (after sends in flight end) and waits.
@@ -148,10 +170,11 @@ pub struct DeliveryWorker {
     in_flight_members: [usize; 12],
     levels: [DegradeLevel; 4],
     dirty: bool,
-    last_checkpoint_ms: u64,
+    last_checkpoint: std::time::Instant,
     last_discovery_ms: u64,
     finished: u64,
-    finished_tx: watch::Sender<u64>,
+    read_count: u64,
+    state_tx: watch::Sender<WorkerState>,
     effects: Vec<Effect>,
 }
 
@@ -161,7 +184,10 @@ fn ci(c: Channel) -> usize {
 
 impl DeliveryWorker {
     /// Builds a worker: loads the checkpoint, creates the dead-letter topic.
-    pub fn new(config: DeliveryConfig, deps: DeliveryDeps) -> Result<DeliveryWorker, DeliveryError> {
+    pub fn new(
+        config: DeliveryConfig,
+        deps: DeliveryDeps,
+    ) -> Result<DeliveryWorker, DeliveryError> {
         ensure_topic(&deps.log, &config.dead_letter_topic)?;
         let checkpoint = Checkpoint::load(&config.checkpoint_path)?;
         let mut senders: [Option<Arc<ChannelSender>>; 4] = Default::default();
@@ -177,7 +203,7 @@ impl DeliveryWorker {
             deps.opener,
             config.order_cache_entries_max,
         );
-        let (finished_tx, _) = watch::channel(0);
+        let (state_tx, _) = watch::channel(WorkerState::default());
         Ok(DeliveryWorker {
             scheduler: Scheduler::new(config.clone()),
             config,
@@ -194,10 +220,11 @@ impl DeliveryWorker {
             in_flight_members: [0; 12],
             levels: [DegradeLevel::Normal; 4],
             dirty: false,
-            last_checkpoint_ms: 0,
+            last_checkpoint: std::time::Instant::now(),
             last_discovery_ms: 0,
             finished: 0,
-            finished_tx,
+            read_count: 0,
+            state_tx,
             effects: Vec::new(),
         })
     }
@@ -205,12 +232,12 @@ impl DeliveryWorker {
     /// Starts the worker on the current runtime.
     pub fn start(self) -> DeliveryHandle {
         let (stop, stop_rx) = watch::channel(false);
-        let finished = self.finished_tx.subscribe();
+        let state = self.state_tx.subscribe();
         let metrics = self.metrics.clone();
         let task = tokio::spawn(self.run(stop_rx));
         DeliveryHandle {
             stop,
-            finished,
+            state,
             task,
             metrics,
         }
@@ -262,14 +289,19 @@ impl DeliveryWorker {
                 }
             }
         }
-        self.readers.sort_by_key(|r| (r.class.priority, r.class.channel, r.partition.id()));
+        self.readers
+            .sort_by_key(|r| (r.class.priority, r.class.channel, r.partition.id()));
     }
 
     fn update_levels(&mut self) {
         let mut backlog = [0u64; 12];
         for r in &self.readers {
             let key = (r.class.index() as u8, r.partition.id());
-            let committed = self.checkpoint.partitions.get(&key).map_or(0, |p| p.committed);
+            let committed = self
+                .checkpoint
+                .partitions
+                .get(&key)
+                .map_or(0, |p| p.committed);
             backlog[r.class.index()] += r.partition.durable_offset().saturating_sub(committed);
         }
         for class in Class::all() {
@@ -279,7 +311,13 @@ impl DeliveryWorker {
         for ch in Channel::ALL {
             let total: u64 = Priority::ALL
                 .into_iter()
-                .map(|priority| backlog[Class { channel: ch, priority }.index()])
+                .map(|priority| {
+                    backlog[Class {
+                        channel: ch,
+                        priority,
+                    }
+                    .index()]
+                })
                 .sum();
             let level = if total > t.normal_digest_backlog {
                 DegradeLevel::NormalDigest
@@ -303,11 +341,14 @@ impl DeliveryWorker {
     }
 
     fn finish(&mut self, source: SourcePos) {
-        if let Some(p) = self
-            .checkpoint
-            .partitions
-            .get_mut(&(Class { channel: source.channel, priority: source.priority }.index() as u8, source.partition))
-        {
+        if let Some(p) = self.checkpoint.partitions.get_mut(&(
+            Class {
+                channel: source.channel,
+                priority: source.priority,
+            }
+            .index() as u8,
+            source.partition,
+        )) {
             p.finish(source.offset);
         }
         self.finished += 1;
@@ -321,7 +362,8 @@ impl DeliveryWorker {
             if class.priority == Priority::Low && level >= DegradeLevel::LowPaused {
                 continue;
             }
-            let as_digest_class = (class.priority == Priority::Low && level >= DegradeLevel::LowDigest)
+            let as_digest_class = (class.priority == Priority::Low
+                && level >= DegradeLevel::LowDigest)
                 || (class.priority == Priority::Normal && level >= DegradeLevel::NormalDigest);
             let key = (class.index() as u8, self.readers[i].partition.id());
             loop {
@@ -364,7 +406,14 @@ impl DeliveryWorker {
         Ok(())
     }
 
-    fn intake(&mut self, key: (u8, u32), source: SourcePos, value: &[u8], as_digest_class: bool, _now_ms: u64) {
+    fn intake(
+        &mut self,
+        key: (u8, u32),
+        source: SourcePos,
+        value: &[u8],
+        as_digest_class: bool,
+        _now_ms: u64,
+    ) {
         let Some(progress) = self.checkpoint.partitions.get_mut(&key) else {
             return;
         };
@@ -374,6 +423,7 @@ impl DeliveryWorker {
         }
         progress.start(source.offset);
         progress.read_past(source.offset);
+        self.read_count += 1;
         let counters = self.metrics.channel(source.channel);
         let notification = match decode_notification(value) {
             Ok(n) => n,
@@ -424,7 +474,11 @@ impl DeliveryWorker {
         let caught_up_ms = now_ms.saturating_sub(self.config.group_close_slack_ms);
         for r in &self.readers {
             let key = (r.class.index() as u8, r.partition.id());
-            let read_next = self.checkpoint.partitions.get(&key).map_or(0, |p| p.read_next);
+            let read_next = self
+                .checkpoint
+                .partitions
+                .get(&key)
+                .map_or(0, |p| p.read_next);
             let t = if read_next >= r.partition.durable_offset() {
                 caught_up_ms.max(r.last_log_ms)
             } else {
@@ -480,7 +534,10 @@ impl DeliveryWorker {
                         Suppressed::BuyerCap => &counters.suppressed_buyer_cap,
                         Suppressed::OptedOut => &counters.suppressed_opted_out,
                     };
-                    counter.fetch_add(message.members.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    counter.fetch_add(
+                        message.members.len() as u64,
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
                     for m in &message.members {
                         self.finish(m.source);
                     }
@@ -496,7 +553,10 @@ impl DeliveryWorker {
                     self.metrics
                         .channel(message.channel)
                         .dead_lettered
-                        .fetch_add(message.members.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                        .fetch_add(
+                            message.members.len() as u64,
+                            std::sync::atomic::Ordering::Relaxed,
+                        );
                     for m in &message.members {
                         self.finish(m.source);
                     }
@@ -529,7 +589,15 @@ impl DeliveryWorker {
                 let Some(message) = self.scheduler.pop(ch, allow_low) else {
                     break;
                 };
-                if self.opt_outs.is_opted_out(ch, message.address(), &message.members.first().map(|m| m.notification.order_id.clone()).unwrap_or_default()) {
+                if self.opt_outs.is_opted_out(
+                    ch,
+                    message.address(),
+                    &message
+                        .members
+                        .first()
+                        .map(|m| m.notification.order_id.clone())
+                        .unwrap_or_default(),
+                ) {
                     self.effects.push(Effect::Suppressed {
                         message,
                         reason: Suppressed::OptedOut,
@@ -580,22 +648,49 @@ impl DeliveryWorker {
             }
             _ => {}
         }
-        self.scheduler.complete(message, outcome, now_ms, &mut self.effects);
+        self.scheduler
+            .complete(message, outcome, now_ms, &mut self.effects);
     }
 
-    fn checkpoint_if_due(&mut self, now_ms: u64, force: bool) -> Result<(), DeliveryError> {
-        if self.dirty
-            && (force || now_ms.saturating_sub(self.last_checkpoint_ms) >= self.config.checkpoint_interval_ms)
-        {
+    /// Writes the checkpoint when there is progress and the interval
+    /// passed. The interval is measured on the monotonic clock: it batches
+    /// I/O and has nothing to do with the (injectable) decision clock.
+    fn checkpoint_if_due(&mut self, force: bool) -> Result<(), DeliveryError> {
+        let elapsed_ms = self.last_checkpoint.elapsed().as_millis() as u64;
+        if self.dirty && (force || elapsed_ms >= self.config.checkpoint_interval_ms) {
             self.checkpoint.store(&self.config.checkpoint_path)?;
             self.metrics
                 .checkpoints
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.dirty = false;
-            self.last_checkpoint_ms = now_ms;
-            self.finished_tx.send_replace(self.finished);
+            self.last_checkpoint = std::time::Instant::now();
         }
         Ok(())
+    }
+
+    fn publish(&self) {
+        let (grouping, held, ready) = self.scheduler.counts();
+        let state = WorkerState {
+            // Only checkpointed progress counts as finished.
+            finished: if self.dirty {
+                self.state_tx.borrow().finished
+            } else {
+                self.finished
+            },
+            read: self.read_count,
+            grouping,
+            held,
+            ready,
+            in_flight: self.in_flight_members.iter().sum(),
+        };
+        self.state_tx.send_if_modified(|s| {
+            if *s == state {
+                false
+            } else {
+                *s = state;
+                true
+            }
+        });
     }
 
     /// Runs until `stop` turns true, then lets sends in flight finish (up
@@ -612,7 +707,8 @@ impl DeliveryWorker {
             self.process_effects()?;
             let token_wait = self.dispatch();
             self.process_effects()?;
-            self.checkpoint_if_due(now_ms, false)?;
+            self.checkpoint_if_due(false)?;
+            self.publish();
             let mut wake_ms = self.config.idle_poll_ms.max(1);
             if let Some(w) = token_wait {
                 wake_ms = wake_ms.min(w.max(1));
@@ -650,8 +746,8 @@ impl DeliveryWorker {
             self.complete(d);
         }
         self.process_effects()?;
-        let now_ms = self.clock.now_ms();
-        self.checkpoint_if_due(now_ms, true)?;
+        self.checkpoint_if_due(true)?;
+        self.publish();
         Ok(())
     }
 }
@@ -664,7 +760,10 @@ pub fn committed_offsets(checkpoint: &Checkpoint) -> BTreeMap<(String, u32), u64
         .iter()
         .filter_map(|((class, partition), p)| {
             let c = Class::all().nth(usize::from(*class))?;
-            Some(((notify_topic(c.channel, c.priority), *partition), p.committed))
+            Some((
+                (notify_topic(c.channel, c.priority), *partition),
+                p.committed,
+            ))
         })
         .collect()
 }

@@ -80,7 +80,11 @@ impl Audit {
         // most burst + floor(rate * W) sends. W is just under one refill
         // period (or one second), so a sender going even slightly too fast
         // is caught.
-        let period_s = if limit.per_second >= 1.0 { 1.0 } else { 1.0 / limit.per_second.max(1e-6) };
+        let period_s = if limit.per_second >= 1.0 {
+            1.0
+        } else {
+            1.0 / limit.per_second.max(1e-6)
+        };
         let window_s = period_s * AUDIT_WINDOW_SHARE;
         let allowed = limit.burst.max(1) as usize + (limit.per_second * window_s).floor() as usize;
         if allowed <= EXACT_AUDIT_ENTRIES_MAX {

@@ -70,17 +70,21 @@ impl std::fmt::Debug for ProviderSimHandle {
 }
 
 /// Starts the simulator on the current tokio runtime.
-pub async fn run_provider_sim(config: ProviderSimConfig) -> Result<ProviderSimHandle, ProviderSimError> {
+pub async fn run_provider_sim(
+    config: ProviderSimConfig,
+) -> Result<ProviderSimHandle, ProviderSimError> {
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|source| ProviderSimError::Bind {
             addr: config.bind,
             source,
         })?;
-    let addr = listener.local_addr().map_err(|source| ProviderSimError::Bind {
-        addr: config.bind,
-        source,
-    })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| ProviderSimError::Bind {
+            addr: config.bind,
+            source,
+        })?;
     let sim = Arc::new(SimState::new(config));
     let app = AppState {
         callbacks: CallbackQueue::start(sim.clone()),
@@ -144,7 +148,12 @@ impl ProviderSimHandle {
     /// Simulates an inbound SMS (a STOP reply from `from` to sender `to`):
     /// records it and posts it to the configured inbound URL. Returns the
     /// node's HTTP status.
-    pub async fn send_inbound(&self, from: &str, to: &str, body: &str) -> Result<u16, InboundError> {
+    pub async fn send_inbound(
+        &self,
+        from: &str,
+        to: &str,
+        body: &str,
+    ) -> Result<u16, InboundError> {
         let msg = InboundSms {
             from: from.to_string(),
             to: to.to_string(),

@@ -30,10 +30,7 @@ pub(crate) struct AppState {
 
 pub(crate) fn router(state: AppState) -> Router {
     Router::new()
-        .route(
-            "/2010-04-01/Accounts/{sid}/Messages.json",
-            post(send_sms),
-        )
+        .route("/2010-04-01/Accounts/{sid}/Messages.json", post(send_sms))
         .route("/v1/projects/{project}/messages:send", post(send_push))
         .route("/admin/stats", get(stats))
         .route("/admin/messages", get(messages))

@@ -255,7 +255,9 @@ impl SimState {
             };
         }
         if req.channel == SimChannel::Sms
-            && inner.opted_out.contains(&(req.to.clone(), req.sender.clone()))
+            && inner
+                .opted_out
+                .contains(&(req.to.clone(), req.sender.clone()))
         {
             inner.stats.refused_opted_out += 1;
             return Decision::Permanent {
@@ -293,10 +295,7 @@ impl SimState {
         inner.stats.accepted += 1;
         let sid = match req.channel {
             SimChannel::Sms => format!("SM{:032x}", inner.next_sid),
-            SimChannel::Push => format!(
-                "projects/{}/messages/{}",
-                req.sender, inner.next_sid
-            ),
+            SimChannel::Push => format!("projects/{}/messages/{}", req.sender, inner.next_sid),
         };
         inner.next_sid += 1;
         if let Some(key) = &req.idempotency_key {

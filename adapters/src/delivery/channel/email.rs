@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::Mailbox;
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message as Email, Tokio1Executor};
 use serde::{Deserialize, Serialize};
 
@@ -55,12 +55,14 @@ impl std::fmt::Debug for EmailSender {
 impl EmailSender {
     /// A sender with `config` (plain SMTP, no TLS: loopback relays).
     pub fn new(config: EmailConfig) -> EmailSender {
-        let pool = lettre::transport::smtp::PoolConfig::new().max_size(config.pool_connections_max.max(1));
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(config.host.clone())
-            .port(config.port)
-            .timeout(Some(Duration::from_millis(config.timeout_ms.max(1))))
-            .pool_config(pool)
-            .build();
+        let pool =
+            lettre::transport::smtp::PoolConfig::new().max_size(config.pool_connections_max.max(1));
+        let transport =
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(config.host.clone())
+                .port(config.port)
+                .timeout(Some(Duration::from_millis(config.timeout_ms.max(1))))
+                .pool_config(pool)
+                .build();
         EmailSender {
             from: config.from.parse().ok(),
             config,

@@ -25,7 +25,9 @@ use super::scheduler::SendOutcome;
 pub use email::{EmailConfig, EmailSender};
 pub use push::{PushConfig, PushSender};
 pub use sms::{SmsConfig, SmsSender, SmsSenderNumber};
-pub use webhook::{WEBHOOK_FORMAT_VERSION, WebhookConfig, WebhookPayload, WebhookSender, WebhookUpdate};
+pub use webhook::{
+    WEBHOOK_FORMAT_VERSION, WebhookConfig, WebhookPayload, WebhookSender, WebhookUpdate,
+};
 
 /// Header with the idempotency key on provider requests.
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
@@ -75,7 +77,13 @@ impl ChannelSender {
 
     /// Sends `message` on `slot`; `unsubscribe_token` is the contact's
     /// opt-out token (email links).
-    pub async fn send(&self, message: &Message, slot: usize, now_ms: u64, unsubscribe_token: &str) -> SendOutcome {
+    pub async fn send(
+        &self,
+        message: &Message,
+        slot: usize,
+        now_ms: u64,
+        unsubscribe_token: &str,
+    ) -> SendOutcome {
         match self {
             ChannelSender::Webhook(w) => w.send(message, now_ms).await,
             ChannelSender::Email(e) => e.send(message, unsubscribe_token).await,

@@ -82,7 +82,10 @@ impl PushSender {
         if let Some(first) = m.members.first() {
             data.insert("order_id".into(), first.notification.order_id.clone());
             data.insert("status".into(), first.notification.status.as_str().into());
-            data.insert("tracking_number".into(), first.notification.tracking_number.clone());
+            data.insert(
+                "tracking_number".into(),
+                first.notification.tracking_number.clone(),
+            );
         }
         data.insert("updates".into(), m.members.len().to_string());
         let body = json!({

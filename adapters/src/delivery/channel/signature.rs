@@ -30,7 +30,9 @@ pub enum SignatureError {
     #[error("no v1 signature matches the body")]
     Mismatch,
     /// The timestamp is too far from now.
-    #[error("signature timestamp {timestamp_s} is {age_s} s from now, over the {tolerance_s} s tolerance")]
+    #[error(
+        "signature timestamp {timestamp_s} is {age_s} s from now, over the {tolerance_s} s tolerance"
+    )]
     Stale {
         /// The signed timestamp.
         timestamp_s: u64,
@@ -89,7 +91,10 @@ pub fn verify(
     let mut timestamp = None;
     let mut candidates = Vec::new();
     for part in header.split(',') {
-        let (k, v) = part.trim().split_once('=').ok_or(SignatureError::Malformed)?;
+        let (k, v) = part
+            .trim()
+            .split_once('=')
+            .ok_or(SignatureError::Malformed)?;
         match k {
             "t" => timestamp = Some(v.parse::<u64>().map_err(|_| SignatureError::Malformed)?),
             "v1" => candidates.push(unhex(v).ok_or(SignatureError::Malformed)?),
@@ -136,10 +141,22 @@ mod tests {
         let body = br#"{"a":1}"#;
         let h = sign(b"k", 1000, body);
         assert_eq!(verify(b"k", &h, body, 1010, 300), Ok(()));
-        assert_eq!(verify(b"k", &h, br#"{"a":2}"#, 1010, 300), Err(SignatureError::Mismatch));
-        assert_eq!(verify(b"other", &h, body, 1010, 300), Err(SignatureError::Mismatch));
-        assert!(matches!(verify(b"k", &h, body, 2000, 300), Err(SignatureError::Stale { .. })));
-        assert_eq!(verify(b"k", "v1=00", body, 1000, 300), Err(SignatureError::Malformed));
+        assert_eq!(
+            verify(b"k", &h, br#"{"a":2}"#, 1010, 300),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(b"other", &h, body, 1010, 300),
+            Err(SignatureError::Mismatch)
+        );
+        assert!(matches!(
+            verify(b"k", &h, body, 2000, 300),
+            Err(SignatureError::Stale { .. })
+        ));
+        assert_eq!(
+            verify(b"k", "v1=00", body, 1000, 300),
+            Err(SignatureError::Malformed)
+        );
         let rotated = format!("{h},v1={}", "00".repeat(32));
         assert_eq!(verify(b"k", &rotated, body, 1000, 300), Ok(()));
     }

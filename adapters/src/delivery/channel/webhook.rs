@@ -154,7 +154,9 @@ impl WebhookSender {
             g.retain(|_, s| Arc::strong_count(s) > 1);
         }
         g.entry(url.to_string())
-            .or_insert_with(|| Arc::new(Semaphore::new(self.config.per_endpoint_concurrency.max(1))))
+            .or_insert_with(|| {
+                Arc::new(Semaphore::new(self.config.per_endpoint_concurrency.max(1)))
+            })
             .clone()
     }
 
