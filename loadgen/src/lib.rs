@@ -7,3 +7,4 @@
 pub mod carrier_format;
 pub mod carrier_sim;
 pub mod provider_sim;
+pub mod sinks;
