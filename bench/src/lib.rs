@@ -5,6 +5,7 @@ pub mod disk;
 pub mod http;
 pub mod ingest;
 pub mod log;
+pub mod operators;
 pub mod pipeline;
 pub mod report;
 

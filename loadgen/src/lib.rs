@@ -8,3 +8,4 @@ pub mod carrier_format;
 pub mod carrier_sim;
 pub mod provider_sim;
 pub mod sinks;
+pub mod workload;

@@ -245,7 +245,7 @@ fn invalid_files_name_the_file_line_and_reason() {
 
     let (line, kind, _) = err(&format!(
         "[[rule]]\nid = \"{}\"\nwhen = \"delivered\"\nchannels = []\n",
-        "x".repeat(49)
+        "x".repeat(33)
     ));
     assert_eq!(
         (line, kind),
@@ -253,7 +253,7 @@ fn invalid_files_name_the_file_line_and_reason() {
             2,
             RulesErrorKind::TooLong {
                 field: "rule id",
-                bytes_max: 48
+                bytes_max: 32
             }
         )
     );

@@ -7,7 +7,8 @@ use crate::ops::chain::{Chain, decision};
 use crate::ops::decision::DecisionKind;
 use crate::ops::exceptions::{ExceptionClass, Remediation, resolves_exception};
 use crate::ops::fanout::{
-    ConsolidationEntry, LocalClock, buyer_key, consolidation_key, local_clock,
+    ConsolidationEntry, LocalClock, ZoneClock, buyer_key, consolidation_key, local_clock_cached,
+    order_key,
 };
 use crate::ops::journal::CaseJournal;
 use crate::ops::outputs::{
@@ -189,11 +190,25 @@ impl Chain {
         let marketplace =
             MarketplaceText::truncated(self.marketplaces.name(u32::from(rec.marketplace)));
         let buyer = buyer_key(buyer_id.as_str());
-        let tz = self
-            .zones
-            .get(usize::from(rec.tz))
-            .copied()
-            .unwrap_or(chrono_tz::Tz::UTC);
+        let tz_id = usize::from(rec.tz).min(self.zones.len().saturating_sub(1));
+        let tz = self.zones.get(tz_id).copied().unwrap_or(chrono_tz::Tz::UTC);
+        if self.zone_clocks.len() < self.zones.len() {
+            self.zone_clocks
+                .resize(self.zones.len(), ZoneClock::default());
+        }
+        let order = order_key(order_id.as_str());
+        // The order's parcel count is read once per shipment, at its first
+        // notification (orders arrive at checkout, days before).
+        let multi_parcel = if rec.has(flag::MULTI_KNOWN) {
+            rec.has(flag::MULTI_PARCEL)
+        } else {
+            let multi = self.order_counts.multi(order);
+            let r = &mut self.records[idx];
+            r.set(flag::MULTI_KNOWN, true);
+            r.set(flag::MULTI_PARCEL, multi);
+            multi
+        };
+        let id_prefix = IntentId::prefix(tn.as_bytes(), rule.id.as_bytes());
         let at_s = secs_u32(t.at_ms);
         let priority = rule.priority;
         let critical = priority == Priority::Critical;
@@ -212,13 +227,7 @@ impl Chain {
         let parcel = rec.key_hash as u32;
         let mut clock: Option<LocalClock> = None;
         for channel in rule.channels.iter() {
-            let id = IntentId::for_notification(
-                tn.as_str(),
-                rule.id.as_str(),
-                channel,
-                t.source.topic,
-                t.source.offset,
-            );
+            let id = IntentId::from_prefix(id_prefix, channel, t.source.topic, t.source.offset);
             let mut d = decision(
                 tn,
                 DecisionKind::Notified,
@@ -242,15 +251,18 @@ impl Chain {
                 self.emit(idx, d, out);
                 continue;
             }
-            let ckey = consolidation_key(order_id.as_str(), t.status, channel);
-            if let Some(into) = self.consolidation.joined(ckey, parcel, at_s, window_s) {
+            let ckey = consolidation_key(order, t.status, channel);
+            if multi_parcel
+                && let Some(into) = self.consolidation.joined(ckey, parcel, at_s, window_s)
+            {
                 self.stats.suppressed += 1;
                 d.kind = DecisionKind::Consolidated;
                 d.intent_id = Some(into);
                 self.emit(idx, d, out);
                 continue;
             }
-            let local = *clock.get_or_insert_with(|| local_clock(tz, at_s));
+            let zone_clock = &mut self.zone_clocks[tz_id];
+            let local = *clock.get_or_insert_with(|| local_clock_cached(zone_clock, tz, at_s));
             let mut send_after_ms = 0u64;
             if digest {
                 let slot_s = u64::from(settings.digest_interval_minutes) * 60;
@@ -298,15 +310,17 @@ impl Chain {
             d.intent_id = Some(id);
             d.until_ms = send_after_ms;
             self.emit(idx, d, out);
-            self.consolidation.record(
-                ckey,
-                ConsolidationEntry {
-                    log_s: at_s,
-                    parcel,
-                    intent: id,
-                },
-                window_s,
-            );
+            if multi_parcel {
+                self.consolidation.record(
+                    ckey,
+                    ConsolidationEntry {
+                        log_s: at_s,
+                        parcel,
+                        intent: id,
+                    },
+                    window_s,
+                );
+            }
         }
     }
 }

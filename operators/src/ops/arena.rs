@@ -25,6 +25,13 @@ pub(crate) struct Texts<'a> {
 }
 
 impl TextArena {
+    pub(crate) fn with_capacity(bytes: usize) -> TextArena {
+        TextArena {
+            bytes: Vec::with_capacity(bytes),
+            dead: 0,
+        }
+    }
+
     /// Appends a block; `None` when the arena is at its size limit.
     pub(crate) fn push(&mut self, t: Texts<'_>) -> Option<u32> {
         let at = u32::try_from(self.bytes.len()).ok()?;
@@ -75,7 +82,12 @@ impl TextArena {
 
     /// Marks the block at `at` as dead.
     pub(crate) fn free(&mut self, at: u32) {
-        self.dead += self.block_len(at);
+        let len = self.block_len(at);
+        if at as usize + len == self.bytes.len() {
+            self.bytes.truncate(at as usize);
+        } else {
+            self.dead += len;
+        }
     }
 
     /// Whether compaction would pay off.
@@ -113,5 +125,8 @@ mod tests {
         assert_eq!(arena.block_len(a), 3 + 5 + 5);
         arena.free(a);
         assert_eq!(arena.dead, 13);
+        arena.free(b);
+        assert_eq!(arena.dead, 13, "the last block is truncated away");
+        assert_eq!(arena.bytes.len(), 13);
     }
 }

@@ -21,8 +21,10 @@ use crate::ops::config::ChainConfig;
 use crate::ops::debounce::{self, Debounce};
 use crate::ops::decision::{Decision, DecisionKind};
 use crate::ops::dedup;
-use crate::ops::fanout::{BuyerCaps, Consolidation, OptOuts, buyer_key, opt_out_key};
-use crate::ops::hash::{PassThrough, hash64, seed};
+use crate::ops::fanout::{
+    BuyerCaps, Consolidation, OptOuts, OrderCounts, ZoneClock, buyer_key, opt_out_key, order_key,
+};
+use crate::ops::hash::{PassThrough, key_of};
 use crate::ops::interner::Interner;
 use crate::ops::journal::CaseJournal;
 use crate::ops::order_input::OrderInput;
@@ -35,6 +37,9 @@ use crate::ops::table::Index;
 use crate::ops::text::{IdText, MarketplaceText, RuleText, TrackingNumber};
 use crate::ops::timers::TimerWheel;
 use crate::ops::view;
+
+/// Text bytes a shipment is expected to need (pre-sizing the arena).
+const TEXT_BYTES_PER_SHIPMENT_EXPECTED: usize = 48;
 
 /// Longest seller name kept, bytes.
 pub const SELLER_BYTES_MAX: usize = 64;
@@ -84,6 +89,9 @@ pub struct Chain {
     pub(crate) sellers: Interner,
     pub(crate) zones: Vec<Tz>,
     pub(crate) zone_ids: HashMap<Tz, u16>,
+    /// Cached offsets per zone (derived; not in snapshots).
+    pub(crate) zone_clocks: Vec<ZoneClock>,
+    pub(crate) order_counts: OrderCounts,
     pub(crate) mp_layers: Vec<Option<LayerId>>,
     pub(crate) seller_layers: HashMap<u64, LayerId, PassThrough>,
     pub(crate) wheel: TimerWheel,
@@ -111,6 +119,7 @@ fn carrier_of(c: &crate::model::event::ArchivedCarrier) -> Option<Carrier> {
 }
 
 /// A decision with no rule, channel or intent yet.
+#[inline]
 pub(crate) fn decision(
     tracking_number: TrackingNumber,
     kind: DecisionKind,
@@ -147,11 +156,15 @@ impl Chain {
             records: Vec::with_capacity(initial),
             free: Vec::new(),
             index: Index::with_capacity(initial),
-            arena: TextArena::default(),
+            arena: TextArena::with_capacity(initial * TEXT_BYTES_PER_SHIPMENT_EXPECTED),
             marketplaces: Interner::new(config.marketplaces_max as usize),
             sellers: Interner::new(config.sellers_max as usize),
             zones: vec![Tz::UTC],
             zone_ids: HashMap::from([(Tz::UTC, 0)]),
+            zone_clocks: Vec::new(),
+            order_counts: OrderCounts::with_slots(
+                (initial * 4).max(crate::ops::fanout::ORDER_COUNT_SLOTS_MIN),
+            ),
             mp_layers: Vec::new(),
             seller_layers: HashMap::default(),
             wheel: TimerWheel::default(),
@@ -233,26 +246,40 @@ impl Chain {
     /// index, the text arena, interners, timers, caps, opt-outs,
     /// consolidation entries and case journals.
     pub fn state_bytes(&self) -> usize {
-        self.records.capacity() * std::mem::size_of::<Shipment>()
-            + self.free.capacity() * 4
-            + self.index.bytes()
-            + self.arena.bytes_held()
-            + self.marketplaces.bytes_held()
+        self.state_breakdown().iter().map(|(_, b)| b).sum()
+    }
+
+    /// [`Chain::state_bytes`] by component, for metrics and tuning.
+    pub fn state_breakdown(&self) -> [(&'static str, usize); 10] {
+        let journals = self
+            .journals
+            .values()
+            .map(CaseJournal::bytes_held)
+            .sum::<usize>()
+            + self.journals.capacity() * 8;
+        let names = self.marketplaces.bytes_held()
             + self.sellers.bytes_held()
             + self.zones.capacity() * std::mem::size_of::<Tz>()
+            + self.zone_clocks.capacity() * std::mem::size_of::<ZoneClock>()
             + self.zone_ids.capacity() * 8
             + self.mp_layers.capacity() * 4
-            + self.seller_layers.capacity() * 17
-            + self.wheel.bytes_held()
-            + self.caps.bytes_held()
-            + self.opt_outs.bytes_held()
-            + self.consolidation.bytes_held()
-            + self
-                .journals
-                .values()
-                .map(CaseJournal::bytes_held)
-                .sum::<usize>()
-            + self.journals.capacity() * 8
+            + self.seller_layers.capacity() * 17;
+        [
+            (
+                "records",
+                self.records.capacity() * std::mem::size_of::<Shipment>()
+                    + self.free.capacity() * 4,
+            ),
+            ("index", self.index.bytes()),
+            ("text", self.arena.bytes_held()),
+            ("names", names),
+            ("timers", self.wheel.bytes_held()),
+            ("caps", self.caps.bytes_held()),
+            ("opt_outs", self.opt_outs.bytes_held()),
+            ("consolidation", self.consolidation.bytes_held()),
+            ("order_counts", self.order_counts.bytes_held()),
+            ("journals", journals),
+        ]
     }
 
     /// Advances log time without a record (an idle partition's tick):
@@ -540,16 +567,21 @@ impl Chain {
         let tz = self.intern_zone(order.buyer_time_zone());
         let text_at = self.records[idx].text_at;
         let texts = self.arena.get(text_at);
+        if texts.order_id != order.order_id() {
+            self.order_counts.add(order_key(order.order_id()));
+            self.records[idx].set(flag::MULTI_KNOWN, false);
+        }
+        let texts = self.arena.get(text_at);
         if texts.order_id != order.order_id() || texts.buyer_id != order.buyer_id() {
             let fresh = crate::ops::arena::Texts {
                 tracking_number: tn_str,
                 order_id: order.order_id(),
                 buyer_id: order.buyer_id(),
             };
-            if let Some(at) = self.arena.push(fresh) {
-                self.arena.free(text_at);
-                self.records[idx].text_at = at;
-            }
+            // Freeing first lets a block at the end (the usual case: the
+            // shipment was created by this order) be reused in place.
+            self.arena.free(text_at);
+            self.records[idx].text_at = self.arena.push(fresh).unwrap_or(u32::MAX);
         }
         let rec = &mut self.records[idx];
         rec.flags |= flag::REFERENCED | flag::HAS_ORDER;
@@ -680,6 +712,7 @@ impl Chain {
     }
 
     /// Pushes a decision, and into the case journal while an exception is open.
+    #[inline]
     pub(crate) fn emit(&mut self, idx: usize, d: Decision, out: &mut Outputs) {
         if self.records[idx].has(flag::EXCEPTION_OPEN)
             && let Some(j) = self.journals.get_mut(&(idx as u32))
@@ -691,8 +724,7 @@ impl Chain {
 
     /// Finds a shipment by tracking number.
     pub(crate) fn find(&self, tn: &str) -> Option<usize> {
-        let h = hash64(seed::KEY, tn.as_bytes());
-        let c = hash64(seed::KEY_CHECK, tn.as_bytes()) as u32;
+        let (h, c) = key_of(tn.as_bytes());
         self.index
             .find(h, |i| {
                 let r = &self.records[i as usize];

@@ -133,7 +133,7 @@ impl Decision {
             .str8(self.rule_id.as_str())
             .u8(self.channel.map_or(0, |c| c as u8));
         match self.intent_id {
-            Some(id) => w.u8(1).u128(id.0),
+            Some(id) => w.u8(1).u128(id.as_u128()),
             None => w.u8(0),
         };
         w.u64(self.until_ms);
@@ -162,7 +162,7 @@ impl Decision {
             }
         })?;
         let intent_id = if r.bool("decision.intent_id")? {
-            Some(IntentId(r.u128()?))
+            Some(IntentId::from_u128(r.u128()?))
         } else {
             None
         };

@@ -110,13 +110,65 @@ pub(crate) struct ConsolidationEntry {
 pub(crate) struct Consolidation {
     pub(crate) map: HashMap<u64, ConsolidationEntry, PassThrough>,
     pub(crate) max: usize,
+    /// Entries after the last sweep of expired ones (sweeps happen when the
+    /// map doubles, so they cost O(1) per insert).
+    pub(crate) swept_len: usize,
 }
 
-pub(crate) fn consolidation_key(order_id: &str, status: Status, channel: Channel) -> u64 {
+pub(crate) fn order_key(order_id: &str) -> u64 {
     StableHasher::new(seed::ORDER)
         .bytes(order_id.as_bytes())
-        .u64(u64::from(status as u8) | (u64::from(channel as u8) << 8))
         .finish64()
+}
+
+pub(crate) fn consolidation_key(order: u64, status: Status, channel: Channel) -> u64 {
+    finalize(order ^ (u64::from(status as u8) << 48) ^ (u64::from(channel as u8) << 56))
+}
+
+/// Smallest order-count table, slots (2 bits each: 1 MiB).
+pub const ORDER_COUNT_SLOTS_MIN: usize = 1 << 22;
+
+/// Saturating 2-bit counts of parcels per order id (hashed into a fixed
+/// table). Consolidation only looks up and records orders counted twice or
+/// more, so the single-parcel orders of a drop cost no map traffic. A
+/// collision only makes an order look multi-parcel (a lookup that finds
+/// nothing), never the reverse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OrderCounts {
+    pub(crate) words: Vec<u64>,
+}
+
+impl OrderCounts {
+    pub(crate) fn with_slots(slots: usize) -> OrderCounts {
+        OrderCounts {
+            words: vec![0; slots.next_power_of_two().max(64) / 32],
+        }
+    }
+
+    #[inline]
+    fn slot(&self, order: u64) -> (usize, u32) {
+        let slots = self.words.len() * 32;
+        let i = (order as usize) & (slots - 1);
+        (i / 32, (i % 32) as u32 * 2)
+    }
+
+    pub(crate) fn add(&mut self, order: u64) {
+        let (w, shift) = self.slot(order);
+        let c = (self.words[w] >> shift) & 3;
+        if c < 3 {
+            self.words[w] += 1 << shift;
+        }
+    }
+
+    #[inline]
+    pub(crate) fn multi(&self, order: u64) -> bool {
+        let (w, shift) = self.slot(order);
+        (self.words[w] >> shift) & 3 >= 2
+    }
+
+    pub(crate) fn bytes_held(&self) -> usize {
+        self.words.capacity() * 8
+    }
 }
 
 impl Consolidation {
@@ -134,10 +186,13 @@ impl Consolidation {
 
     /// Records a message for the order milestone.
     pub(crate) fn record(&mut self, key: u64, entry: ConsolidationEntry, window_s: u32) {
-        if !self.map.contains_key(&key) && self.map.len() >= self.max {
+        if !self.map.contains_key(&key)
+            && (self.map.len() >= self.max || self.map.len() >= 2 * self.swept_len.max(512))
+        {
             let now = entry.log_s;
             self.map
                 .retain(|_, e| now.saturating_sub(e.log_s) <= window_s);
+            self.swept_len = self.map.len();
             if self.map.len() >= self.max {
                 return;
             }
@@ -159,15 +214,54 @@ pub(crate) struct LocalClock {
     pub(crate) minute: u16,
 }
 
+fn offset_s(tz: Tz, utc_s: u32) -> i32 {
+    DateTime::from_timestamp(i64::from(utc_s), 0).map_or(0, |t| {
+        tz.offset_from_utc_datetime(&t.naive_utc())
+            .fix()
+            .local_minus_utc()
+    })
+}
+
+/// Seconds in a cache slot of a zone's offset. Offset changes happen at
+/// instants aligned to 15 minutes in every zone of the tz database, so an
+/// offset looked up anywhere in a slot holds for the whole slot.
+const ZONE_SLOT_S: u32 = 15 * 60;
+
+/// The last offset looked up for a zone and the slot it holds for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ZoneClock {
+    pub(crate) slot: u32,
+    pub(crate) offset_s: i32,
+}
+
+impl Default for ZoneClock {
+    fn default() -> Self {
+        ZoneClock {
+            slot: u32::MAX,
+            offset_s: 0,
+        }
+    }
+}
+
+/// The local clock, reusing the cached offset when it holds.
+pub(crate) fn local_clock_cached(cache: &mut ZoneClock, tz: Tz, utc_s: u32) -> LocalClock {
+    let slot = utc_s / ZONE_SLOT_S;
+    if cache.slot != slot {
+        *cache = ZoneClock {
+            slot,
+            offset_s: offset_s(tz, utc_s),
+        };
+    }
+    from_offset(utc_s, cache.offset_s)
+}
+
+#[cfg(test)]
 pub(crate) fn local_clock(tz: Tz, utc_s: u32) -> LocalClock {
-    let offset_s = DateTime::from_timestamp(i64::from(utc_s), 0).map_or(0, |t| {
-        i64::from(
-            tz.offset_from_utc_datetime(&t.naive_utc())
-                .fix()
-                .local_minus_utc(),
-        )
-    });
-    let local = (i64::from(utc_s) + offset_s).max(0);
+    from_offset(utc_s, offset_s(tz, utc_s))
+}
+
+fn from_offset(utc_s: u32, offset_s: i32) -> LocalClock {
+    let local = (i64::from(utc_s) + i64::from(offset_s)).max(0);
     LocalClock {
         day: u32::try_from(local / 86_400).unwrap_or(0),
         minute: ((local % 86_400) / 60) as u16,
@@ -177,6 +271,20 @@ pub(crate) fn local_clock(tz: Tz, utc_s: u32) -> LocalClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn order_counts_saturate_and_flag_multi_parcel_orders() {
+        let mut c = OrderCounts::with_slots(1024);
+        c.add(5);
+        assert!(!c.multi(5));
+        c.add(5);
+        assert!(c.multi(5));
+        for _ in 0..10 {
+            c.add(5);
+        }
+        assert!(c.multi(5));
+        assert!(!c.multi(6));
+    }
 
     #[test]
     fn caps_per_day_and_critical_exemption() {
@@ -212,5 +320,16 @@ mod tests {
         // Honolulu has no DST: -10 h all year.
         let hnl = local_clock(chrono_tz::Pacific::Honolulu, t);
         assert_eq!(hnl.minute, 17 * 60 + 30);
+        // The cache gives the same answer across a DST change (2024-11-03
+        // 06:00Z in New York), slot by slot.
+        let mut cache = ZoneClock::default();
+        for s in (1_730_600_000..1_730_700_000).step_by(337) {
+            let tz = chrono_tz::America::New_York;
+            assert_eq!(
+                local_clock_cached(&mut cache, tz, s),
+                local_clock(tz, s),
+                "{s}"
+            );
+        }
     }
 }

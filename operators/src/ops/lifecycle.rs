@@ -11,7 +11,7 @@ use crate::ops::arena::Texts;
 use crate::ops::chain::{Chain, decision};
 use crate::ops::decision::DecisionKind;
 use crate::ops::exceptions::ExceptionClass;
-use crate::ops::hash::{hash64, seed};
+use crate::ops::hash::key_of;
 use crate::ops::outputs::{
     CaseFile, CaseOrder, Escalation, EscalationKind, IntentId, Outputs, ViewChange,
 };
@@ -293,8 +293,7 @@ impl Chain {
         now_ms: u64,
         out: &mut Outputs,
     ) -> usize {
-        let h = hash64(seed::KEY, tn.as_bytes());
-        let c = hash64(seed::KEY_CHECK, tn.as_bytes()) as u32;
+        let (h, c) = key_of(tn.as_bytes());
         let records = &self.records;
         if let Some(i) = self.index.find(h, |i| {
             let r = &records[i as usize];

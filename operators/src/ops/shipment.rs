@@ -36,6 +36,10 @@ pub(crate) mod flag {
     pub(crate) const DROP_ORDER: u16 = 1 << 7;
     /// A scan was accepted (status is meaningful).
     pub(crate) const HAS_SCAN: u16 = 1 << 8;
+    /// `MULTI_PARCEL` is known (checked at the first notification).
+    pub(crate) const MULTI_KNOWN: u16 = 1 << 9;
+    /// The order has other parcels (consolidation applies).
+    pub(crate) const MULTI_PARCEL: u16 = 1 << 10;
 }
 
 /// One shipment's state.

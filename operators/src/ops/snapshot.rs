@@ -205,7 +205,12 @@ impl Chain {
         cons.sort_unstable_by_key(|(k, _)| *k);
         w.u32(cons.len() as u32);
         for (k, e) in cons {
-            w.u64(k).u32(e.log_s).u32(e.parcel).u128(e.intent.0);
+            w.u64(k).u32(e.log_s).u32(e.parcel).u128(e.intent.as_u128());
+        }
+        w.u64(self.consolidation.swept_len as u64);
+        w.u32(self.order_counts.words.len() as u32);
+        for &word in &self.order_counts.words {
+            w.u64(word);
         }
         let mut journals: Vec<(&u32, &CaseJournal)> = self.journals.iter().collect();
         journals.sort_unstable_by_key(|(k, _)| **k);
@@ -377,9 +382,20 @@ impl Chain {
             let e = ConsolidationEntry {
                 log_s: r.u32()?,
                 parcel: r.u32()?,
-                intent: IntentId(r.u128()?),
+                intent: IntentId::from_u128(r.u128()?),
             };
             chain.consolidation.map.insert(k, e);
+        }
+        chain.consolidation.swept_len = usize::try_from(r.u64()?).unwrap_or(usize::MAX);
+        let words = r.u32()? as usize;
+        if !words.is_power_of_two() || words * 8 > bytes.len() {
+            return inconsistent("order counts are not a power-of-two table");
+        }
+        chain.order_counts.words.clear();
+        chain.order_counts.words.shrink_to_fit();
+        chain.order_counts.words.reserve_exact(words);
+        for _ in 0..words {
+            chain.order_counts.words.push(r.u64()?);
         }
         let n = r.u32()?;
         for _ in 0..n {

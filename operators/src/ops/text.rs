@@ -21,7 +21,7 @@ pub struct InlineStr<const N: usize> {
 /// A tracking number (carriers use at most 34 characters; 40 leaves room).
 pub type TrackingNumber = InlineStr<40>;
 /// A rule id or template name from the rules file.
-pub type RuleText = InlineStr<48>;
+pub type RuleText = InlineStr<32>;
 /// An order id or buyer id from the storefront.
 pub type IdText = InlineStr<64>;
 /// A marketplace name.

@@ -41,6 +41,7 @@ fn opt_s(s: u32) -> Option<i64> {
 }
 
 /// The view of `rec` after a change.
+#[inline]
 pub(crate) fn build(
     rec: &Shipment,
     tracking_number: TrackingNumber,

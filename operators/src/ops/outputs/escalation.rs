@@ -119,7 +119,7 @@ impl Escalation {
     pub fn encode(&self, out: &mut Vec<u8>) {
         let mut w = Writer::new(out);
         w.u8(ESCALATION_FORMAT_V1)
-            .u128(self.id.0)
+            .u128(self.id.as_u128())
             .str8(self.tracking_number.as_str())
             .u8(self.kind as u8)
             .u8(self.class as u8)
@@ -169,7 +169,7 @@ impl Escalation {
     pub fn decode(bytes: &[u8]) -> Result<Escalation, WireError> {
         let mut r = Reader::new(bytes);
         r.version("escalation", ESCALATION_FORMAT_V1)?;
-        let id = IntentId(r.u128()?);
+        let id = IntentId::from_u128(r.u128()?);
         let tracking_number = r.inline("escalation.tracking_number")?;
         let kind = r.tag("escalation.kind", |v| {
             (v == 1).then_some(EscalationKind::ExceptionUnresolved)

@@ -28,6 +28,16 @@ pub const INTENT_FORMAT_V1: u8 = 1;
 pub struct IntentId(pub u128);
 
 impl IntentId {
+    /// From the 128-bit value.
+    pub const fn from_u128(v: u128) -> IntentId {
+        IntentId(v)
+    }
+
+    /// The 128-bit value.
+    pub const fn as_u128(self) -> u128 {
+        self.0
+    }
+
     /// The id of the intent for (tracking number, rule, channel, source record).
     pub fn for_notification(
         tracking_number: &str,
@@ -36,7 +46,7 @@ impl IntentId {
         topic: InputTopic,
         offset: u64,
     ) -> IntentId {
-        IntentId(
+        IntentId::from_u128(
             StableHasher::new(seed::INTENT)
                 .bytes(tracking_number.as_bytes())
                 .bytes(rule_id.as_bytes())
@@ -46,9 +56,31 @@ impl IntentId {
         )
     }
 
+    /// The hashing state after the tracking number and rule id, so the ids
+    /// of one rule's channels share that work.
+    pub(crate) fn prefix(tracking_number: &[u8], rule_id: &[u8]) -> StableHasher {
+        let mut h = StableHasher::new(seed::INTENT);
+        h.bytes(tracking_number).bytes(rule_id);
+        h
+    }
+
+    /// Completes [`IntentId::prefix`] (equal to `for_notification`).
+    pub(crate) fn from_prefix(
+        mut h: StableHasher,
+        channel: Channel,
+        topic: InputTopic,
+        offset: u64,
+    ) -> IntentId {
+        IntentId::from_u128(
+            h.u64(u64::from(channel as u8) | (u64::from(topic as u8) << 8))
+                .u64(offset)
+                .finish128(),
+        )
+    }
+
     /// The id of an escalation for (tracking number, kind, exception record).
     pub fn for_escalation(tracking_number: &str, kind: u8, offset: u64) -> IntentId {
-        IntentId(
+        IntentId::from_u128(
             StableHasher::new(seed::ESCALATION)
                 .bytes(tracking_number.as_bytes())
                 .u64(u64::from(kind))
@@ -62,13 +94,13 @@ impl IntentId {
         if text.len() != 32 {
             return None;
         }
-        u128::from_str_radix(text, 16).ok().map(IntentId)
+        u128::from_str_radix(text, 16).ok().map(IntentId::from_u128)
     }
 }
 
 impl fmt::Display for IntentId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:032x}", self.0)
+        write!(f, "{:032x}", self.as_u128())
     }
 }
 
@@ -141,7 +173,7 @@ impl NotificationIntent {
     pub fn encode(&self, out: &mut Vec<u8>) {
         let mut w = Writer::new(out);
         w.u8(INTENT_FORMAT_V1)
-            .u128(self.id.0)
+            .u128(self.id.as_u128())
             .str8(self.tracking_number.as_str())
             .u8(self.carrier as u8)
             .u8(self.channel as u8)
@@ -167,7 +199,7 @@ impl NotificationIntent {
         let mut r = Reader::new(bytes);
         r.version("intent", INTENT_FORMAT_V1)?;
         let intent = NotificationIntent {
-            id: IntentId(r.u128()?),
+            id: IntentId::from_u128(r.u128()?),
             tracking_number: r.inline("intent.tracking_number")?,
             carrier: r.tag("intent.carrier", codes::carrier)?,
             channel: r.tag("intent.channel", codes::channel)?,
