@@ -63,6 +63,28 @@ enum BenchCommand {
         #[arg(long, default_value = "target/bench-ingest")]
         dir: PathBuf,
     },
+    /// Notification delivery on all channels against the provider
+    /// simulator, a real SMTP server and a webhook receiver.
+    Delivery {
+        /// Notification intents to deliver.
+        #[arg(long, default_value_t = 10_000)]
+        notifications: u64,
+        /// Partitions of orders and the notify topics.
+        #[arg(long, default_value_t = 4)]
+        partitions: u32,
+        /// SMS long codes in the sender pool (1/s each).
+        #[arg(long, default_value_t = 10)]
+        long_codes: u32,
+        /// SMS toll-free numbers in the pool (3/s each).
+        #[arg(long, default_value_t = 2)]
+        toll_free: u32,
+        /// SMS short codes in the pool (100/s each).
+        #[arg(long, default_value_t = 1)]
+        short_codes: u32,
+        /// Injected provider 500s, per million sends.
+        #[arg(long, default_value_t = 0)]
+        error_500_ppm: u32,
+    },
     /// The engine over a superdrop-shaped log, with durable outputs.
     Pipeline {
         /// Carrier events to generate (about 15 per shipment).
@@ -131,6 +153,26 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 dir,
             };
             let report = dropline_bench::ingest::run(&args)?;
+            report.print();
+        }
+        BenchCommand::Delivery {
+            notifications,
+            partitions,
+            long_codes,
+            toll_free,
+            short_codes,
+            error_500_ppm,
+        } => {
+            let args = dropline_bench::delivery::DeliveryBenchArgs {
+                notifications,
+                partitions,
+                long_codes,
+                toll_free,
+                short_codes,
+                error_500_ppm,
+                ..Default::default()
+            };
+            let report = dropline_bench::delivery::run(&args)?;
             report.print();
         }
         BenchCommand::Pipeline {
