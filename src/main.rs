@@ -3,6 +3,7 @@
 //! lives in the crates.
 
 mod cli;
+mod demo;
 mod node;
 
 fn main() -> std::process::ExitCode {

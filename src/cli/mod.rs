@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod adapter;
 mod bench;
+mod carrier_sim;
 mod log;
 mod normalize;
 mod serve;
@@ -26,6 +28,10 @@ enum Command {
     Up(up::UpArgs),
     /// Run a node (log, engine, QUIC ingest) until Ctrl-C.
     Serve(serve::ServeArgs),
+    /// Run a carrier adapter (webhooks, polling) that sends to a node.
+    Adapter(adapter::AdapterArgs),
+    /// Run the carrier simulator (UPS, FedEx, USPS and DHL formats).
+    CarrierSim(carrier_sim::CarrierSimArgs),
     /// Create and list topics.
     Topics(topics::TopicsArgs),
     /// Dump and verify the log.
@@ -50,8 +56,10 @@ pub(crate) fn run() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        Command::Up(args) => up::run(args),
+        Command::Up(args) => up::run_up(args),
         Command::Serve(args) => serve::run(args),
+        Command::Adapter(args) => adapter::run(args),
+        Command::CarrierSim(args) => carrier_sim::run(args),
         Command::Topics(args) => topics::run(args),
         Command::Log(args) => log::run(args),
         Command::Bench(args) => bench::run(args),

@@ -1,0 +1,221 @@
+//! `dropline up`: one node, the carrier simulator and an adapter in one
+//! process, and a demo drop flowing through them.
+//!
+//! The pieces are the real ones: the adapter receives signed webhooks from
+//! the simulator and polls it under the carriers' rate limits, sends over
+//! QUIC with TLS to the node, which appends, processes and serves the
+//! tracking page. Orders are created through the node's public HTTP API,
+//! as a storefront would right after checkout. The simulator runs its
+//! journeys `speedup` times faster than real time (and the adapter's clock
+//! with it), so days of scans pass in minutes.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use dropline_adapters::carrier::{
+    AdapterConfig, CarrierConfig, NodeConfig as AdapterNodeConfig, ScaledClock, connect_node,
+    published_limits, run_adapter_with_clock,
+};
+use dropline_loadgen::carrier_format::tracking_number;
+use dropline_loadgen::carrier_sim::{CarrierSimConfig, WebhookTarget, run_carrier_sim};
+use dropline_operators::model::Carrier;
+use dropline_operators::model::time::format_rfc3339_ms;
+
+use crate::node::{DEFAULT_ADAPTER, DEFAULT_TOKEN_FILE, Node, NodeConfig};
+
+/// What `dropline up` runs.
+#[derive(Debug, Clone)]
+pub(crate) struct DemoConfig {
+    /// The node's configuration (data dir, addresses).
+    pub(crate) node: NodeConfig,
+    /// Orders in the demo drop.
+    pub(crate) orders: u64,
+    /// Seconds over which the orders are created.
+    pub(crate) drop_seconds: u64,
+    /// How much faster than real time carrier journeys run.
+    pub(crate) speedup: f64,
+    /// Seed of the simulator's journeys.
+    pub(crate) seed: u64,
+}
+
+/// Shared secret the demo's simulator signs webhooks with, per carrier.
+fn demo_secret(carrier: Carrier) -> String {
+    format!("demo-{}-webhook-secret", carrier.as_str())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Runs the demo until Ctrl-C.
+pub(crate) async fn run(config: DemoConfig) -> anyhow::Result<()> {
+    let data_dir: PathBuf = config.node.data_dir.clone();
+    let node = Node::start(&config.node).await?;
+    let quic = node.quic_addr().context("QUIC ingest did not start")?;
+    let http = node.http_addr().context("HTTP did not start")?;
+
+    let start_ms = now_ms();
+    let mut sim_config = CarrierSimConfig::new("127.0.0.1:0".parse()?);
+    sim_config.seed = config.seed;
+    sim_config.speedup = config.speedup;
+    sim_config.start_ms = start_ms;
+    for carrier in Carrier::ALL {
+        *sim_config.secrets.get_mut(carrier) = demo_secret(carrier);
+    }
+    let mut sim = run_carrier_sim(sim_config)
+        .await
+        .context("starting the carrier simulator")?;
+
+    let token = std::fs::read_to_string(data_dir.join(DEFAULT_TOKEN_FILE))
+        .context("reading the adapter token")?;
+    let mut adapter_config = AdapterConfig::new("127.0.0.1:0".parse()?, data_dir.join("adapter"));
+    adapter_config.node = Some(AdapterNodeConfig {
+        addr: quic,
+        server_name: "dropline-node".into(),
+        fingerprint_sha256: node.fingerprint(),
+        adapter: DEFAULT_ADAPTER.into(),
+        token: token.trim().to_string(),
+        spool_dir: data_dir.join("adapter-spool"),
+        partitions: Some(config.node.partitions),
+    });
+    for carrier in Carrier::ALL {
+        *adapter_config.carriers.get_mut(carrier) = Some(CarrierConfig {
+            base_url: sim.base_url(),
+            webhooks: true,
+            webhook_secret: demo_secret(carrier),
+            limits: published_limits(carrier),
+            inflight_max: 2,
+            api_key: String::new(),
+        });
+    }
+    let sink = Arc::new(
+        connect_node(&adapter_config)
+            .await
+            .context("connecting the adapter to the node")?,
+    );
+    let clock = Arc::new(ScaledClock::new(start_ms, config.speedup));
+    let adapter = run_adapter_with_clock(adapter_config, sink, clock)
+        .await
+        .context("starting the adapter")?;
+    sim.set_webhook_target(WebhookTarget::new(adapter.base_url()));
+
+    let client = reqwest::Client::new();
+    let sample = tracking_number(Carrier::Ups, 0);
+    println!("dropline up: node, adapter and carrier simulator running");
+    println!("  dashboard       http://{http}/dashboard");
+    println!("  sample parcel   http://{http}/track/ups/{sample}?postal_code=10001");
+    println!("  metrics         http://{http}/metrics");
+    println!("  data dir        {}", data_dir.display());
+    println!(
+        "  demo drop       {} orders over {} s, carrier time x{}",
+        config.orders, config.drop_seconds, config.speedup
+    );
+    println!("Ctrl-C stops everything.");
+
+    let drop = run_drop(&config, &client, http, &sim, &adapter);
+    tokio::select! {
+        r = drop => r?,
+        r = tokio::signal::ctrl_c() => r?,
+    }
+    println!("stopping");
+    adapter.shutdown().await;
+    sim.shutdown().await;
+    node.shutdown().await?;
+    Ok(())
+}
+
+/// Creates the demo's orders at an even pace, then keeps reporting.
+async fn run_drop<S: dropline_adapters::carrier::EventSink>(
+    config: &DemoConfig,
+    client: &reqwest::Client,
+    http: std::net::SocketAddr,
+    sim: &dropline_loadgen::carrier_sim::CarrierSimHandle,
+    adapter: &dropline_adapters::carrier::AdapterHandle<S>,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let per_order =
+        Duration::from_secs_f64(config.drop_seconds.max(1) as f64 / config.orders.max(1) as f64);
+    let mut created = 0u64;
+    let mut last_report = Instant::now();
+    for i in 0..config.orders {
+        let carrier = Carrier::ALL[usize::try_from(i % 4).unwrap_or(0)];
+        let number = tracking_number(carrier, i / 4);
+        create_order(client, http, carrier, &number, i).await?;
+        sim.register(carrier, std::slice::from_ref(&number))
+            .map_err(|e| anyhow::anyhow!("registering {number}: {e}"))?;
+        adapter
+            .register(&number, carrier, true)
+            .with_context(|| format!("tracking {number}"))?;
+        created += 1;
+        if last_report.elapsed() >= Duration::from_secs(1) {
+            last_report = Instant::now();
+            print_progress(created, &adapter.metrics(), &sim.stats());
+        }
+        let due = started + per_order.mul_f64((i + 1) as f64);
+        tokio::time::sleep_until(due.into()).await;
+    }
+    println!("demo drop: all {created} orders created; scans keep arriving");
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        print_progress(created, &adapter.metrics(), &sim.stats());
+    }
+}
+
+fn print_progress(
+    orders: u64,
+    adapter: &dropline_adapters::carrier::AdapterMetricsSnapshot,
+    sim: &dropline_loadgen::carrier_sim::CarrierSimStats,
+) {
+    println!(
+        "  orders {orders:>6}   scans generated {:>7}   events received by the adapter {:>7}   spooled {:>5}",
+        sim.scans_visible, adapter.events_in, adapter.spool_depth_events
+    );
+}
+
+/// Creates one order through the public API, as a storefront would.
+async fn create_order(
+    client: &reqwest::Client,
+    http: std::net::SocketAddr,
+    carrier: Carrier,
+    number: &str,
+    i: u64,
+) -> anyhow::Result<()> {
+    let now = now_ms();
+    let body = serde_json::json!({
+        "tracking_number": number,
+        "carrier": carrier.as_str(),
+        "order_id": format!("DEMO-{:06}", i / 2),
+        "marketplace": "demo-market",
+        "seller": format!("seller-{}", i % 7),
+        "buyer_id": format!("buyer-{i}"),
+        "skus": [format!("SKU-{}", i % 13)],
+        "promised_window": {
+            "from": format_rfc3339_ms(now + 2 * 86_400_000),
+            "to": format_rfc3339_ms(now + 4 * 86_400_000),
+        },
+        "buyer_locale": "en-US",
+        "buyer_time_zone": "America/New_York",
+        "destination_postal_code": "10001",
+        "drop": true,
+        "contacts": [
+            {"channel": "email", "address": format!("buyer{i}@example.com"), "consent": true},
+            {"channel": "sms", "address": format!("+1555{:07}", i % 10_000_000), "consent": !i.is_multiple_of(3)},
+        ],
+    });
+    let response = client
+        .post(format!("http://{http}/v1/shipments"))
+        .json(&body)
+        .send()
+        .await
+        .with_context(|| format!("creating the order of {number}"))?;
+    if !response.status().is_success() {
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        anyhow::bail!("creating the order of {number}: {status}: {text}");
+    }
+    Ok(())
+}
