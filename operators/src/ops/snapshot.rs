@@ -12,7 +12,7 @@
 //! Layout (little-endian): magic `DLCHAIN` and a version byte (1), then the
 //! clock and mode, the timer wheel, interned names, the records with their
 //! text, the free list, caps, opt-outs, consolidation entries and case
-//! journals. See docs/FORMAT.md.
+//! journals. See docs/OPERATORS.md.
 
 use std::sync::Arc;
 
