@@ -70,8 +70,17 @@ pub(crate) struct App {
     pub(crate) creations: Arc<Semaphore>,
     pub(crate) sse_streams: Arc<Semaphore>,
     pub(crate) started: Instant,
+    /// `Cache-Control` of public tracking responses (built once).
+    pub(crate) cache_control_public: axum::http::HeaderValue,
+    /// `Cache-Control` of full tracking responses (built once).
+    pub(crate) cache_control_private: axum::http::HeaderValue,
     /// Set to true when the server shuts down (ends SSE streams).
     pub(crate) shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+fn cache_control(scope: &str, max_age_s: u32) -> axum::http::HeaderValue {
+    axum::http::HeaderValue::from_str(&format!("{scope}, max-age={max_age_s}"))
+        .unwrap_or(axum::http::HeaderValue::from_static("no-cache"))
 }
 
 impl App {
@@ -84,6 +93,8 @@ impl App {
             metrics: Arc::new(HttpMetrics::default()),
             started: Instant::now(),
             shutdown: tokio::sync::watch::channel(false).0,
+            cache_control_public: cache_control("public", config.cache_max_age_s),
+            cache_control_private: cache_control("private", config.cache_max_age_s),
             config,
             state,
             views,

@@ -268,21 +268,33 @@ pub(crate) fn access_for(app: &App, snap: &Snapshot, q: &AccessQuery) -> Access 
 
 /// The ETag of a content hash at an access level.
 pub(crate) fn etag(hash: u64, access: Access) -> String {
-    let level = match access {
-        Access::Public => 'p',
-        Access::Full => 'f',
-    };
-    format!("\"{hash:016x}{level}\"")
+    String::from_utf8_lossy(&etag_bytes(hash, access)).into_owned()
 }
 
-fn etag_matches(headers: &HeaderMap, tag: &str) -> bool {
+/// The ETag as bytes, built without allocating (the 304 fast path).
+fn etag_bytes(hash: u64, access: Access) -> [u8; 19] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [b'"'; 19];
+    for (i, slot) in out[1..17].iter_mut().enumerate() {
+        *slot = DIGITS[((hash >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    out[17] = match access {
+        Access::Public => b'p',
+        Access::Full => b'f',
+    };
+    out
+}
+
+fn etag_matches(headers: &HeaderMap, tag: &[u8]) -> bool {
     headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().trim_start_matches("W/"))
-        .any(|t| t == tag || t == "*")
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(|t| {
+            let t = t.trim_ascii();
+            t.strip_prefix(b"W/").unwrap_or(t)
+        })
+        .any(|t| t == tag || t == b"*")
 }
 
 fn not_found(app: &App) -> Response {
@@ -304,19 +316,15 @@ fn carrier_matches(path_carrier: &str, known: Option<Carrier>) -> bool {
     }
 }
 
-fn cache_headers(h: &mut HeaderMap, app: &App, tag: &str, access: Access) {
-    if let Ok(v) = HeaderValue::from_str(tag) {
+fn cache_headers(h: &mut HeaderMap, app: &App, tag: &[u8], access: Access) {
+    if let Ok(v) = HeaderValue::from_bytes(tag) {
         h.insert(header::ETAG, v);
     }
-    let scope = match access {
-        Access::Public => "public",
-        Access::Full => "private",
+    let v = match access {
+        Access::Public => &app.cache_control_public,
+        Access::Full => &app.cache_control_private,
     };
-    if let Ok(v) =
-        HeaderValue::from_str(&format!("{scope}, max-age={}", app.config.cache_max_age_s))
-    {
-        h.insert(header::CACHE_CONTROL, v);
-    }
+    h.insert(header::CACHE_CONTROL, v.clone());
 }
 
 /// `GET /v1/shipments/{carrier}/{tracking_number}`.
@@ -334,7 +342,7 @@ pub(crate) async fn get_shipment(
         if !carrier_matches(&carrier, known) {
             return not_found(&app);
         }
-        let tag = etag(hash, Access::Public);
+        let tag = etag_bytes(hash, Access::Public);
         if etag_matches(&headers, &tag) {
             app.metrics
                 .tracking_not_modified
@@ -351,7 +359,7 @@ pub(crate) async fn get_shipment(
         return not_found(&app);
     }
     let access = access_for(&app, &snap, &q);
-    let tag = etag(snap.content_hash, access);
+    let tag = etag_bytes(snap.content_hash, access);
     if etag_matches(&headers, &tag) {
         app.metrics
             .tracking_not_modified
@@ -463,4 +471,31 @@ pub(crate) async fn shipment_events(
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_are_quoted_hex_with_the_access_level() {
+        assert_eq!(
+            etag(0x0123_4567_89ab_cdef, Access::Public),
+            "\"0123456789abcdefp\""
+        );
+        assert_eq!(etag(u64::MAX, Access::Full), "\"fffffffffffffffff\"");
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_static("\"x\", W/\"0123456789abcdefp\""),
+        );
+        assert!(etag_matches(
+            &h,
+            &etag_bytes(0x0123_4567_89ab_cdef, Access::Public)
+        ));
+        assert!(!etag_matches(
+            &h,
+            &etag_bytes(0x0123_4567_89ab_cdef, Access::Full)
+        ));
+    }
 }
