@@ -255,7 +255,9 @@ async fn tracking_page_and_dashboard_in_chromium() {
         // The server-rendered snapshot is on screen and the stream is open.
         let html = wait_in_page(
             &mut b,
-            "document.readyState === 'complete' && document.getElementById('live') && document.getElementById('live').className === 'on'",
+            // The stream's first event (the current state) has been rendered,
+            // so the next one is a live change.
+            "document.readyState === 'complete' && document.body.getAttribute('data-sse-events') !== '0'",
         );
         (b, html, profile)
     })
