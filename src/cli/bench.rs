@@ -85,6 +85,21 @@ enum BenchCommand {
         #[arg(long, default_value_t = 0)]
         error_500_ppm: u32,
     },
+    /// The whole operator chain on one core over generated drop input.
+    Operators {
+        /// Carrier events to process.
+        #[arg(long, default_value_t = 5_000_000)]
+        events: u64,
+        /// Parcels in the drop (one order each).
+        #[arg(long, default_value_t = 1_000_000)]
+        shipments: u64,
+        /// Workload seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Run the chain in drop mode.
+        #[arg(long)]
+        drop_mode: bool,
+    },
     /// The engine over a superdrop-shaped log, with durable outputs.
     Pipeline {
         /// Carrier events to generate (about 15 per shipment).
@@ -173,6 +188,22 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 ..Default::default()
             };
             let report = dropline_bench::delivery::run(&args)?;
+            report.print();
+        }
+        BenchCommand::Operators {
+            events,
+            shipments,
+            seed,
+            drop_mode,
+        } => {
+            let args = dropline_bench::operators::OperatorsArgs {
+                events,
+                shipments,
+                seed,
+                drop_mode,
+                ..Default::default()
+            };
+            let report = dropline_bench::operators::run(&args)?;
             report.print();
         }
         BenchCommand::Pipeline {
