@@ -26,7 +26,7 @@ struct Cli {
 enum Command {
     /// Run the embedded single-node default with a demo drop.
     Up(up::UpArgs),
-    /// Run a node (log, engine, QUIC ingest) until Ctrl-C.
+    /// Run a node (log, engine, QUIC ingest, HTTP) until Ctrl-C.
     Serve(serve::ServeArgs),
     /// Run a carrier adapter (webhooks, polling) that sends to a node.
     Adapter(adapter::AdapterArgs),
