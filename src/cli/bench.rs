@@ -100,6 +100,21 @@ enum BenchCommand {
         #[arg(long)]
         drop_mode: bool,
     },
+    /// Tracking lookups with ETag hits over keep-alive HTTP, and SSE latency.
+    Http {
+        /// Shipments in the view store.
+        #[arg(long, default_value_t = 100_000)]
+        shipments: u32,
+        /// Concurrent keep-alive connections.
+        #[arg(long, default_value_t = 64)]
+        connections: u32,
+        /// Seconds of load.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Directory of the log (wiped first).
+        #[arg(long, default_value = "target/bench-http")]
+        dir: PathBuf,
+    },
     /// The engine over a superdrop-shaped log, with durable outputs.
     Pipeline {
         /// Carrier events to generate (about 15 per shipment).
@@ -204,6 +219,22 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 ..Default::default()
             };
             let report = dropline_bench::operators::run(&args)?;
+            report.print();
+        }
+        BenchCommand::Http {
+            shipments,
+            connections,
+            seconds,
+            dir,
+        } => {
+            let args = dropline_bench::http::HttpBenchArgs {
+                shipments,
+                connections,
+                seconds,
+                dir,
+                ..Default::default()
+            };
+            let report = dropline_bench::http::run(&args)?;
             report.print();
         }
         BenchCommand::Pipeline {

@@ -6,10 +6,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod adapter;
+mod admin;
 mod bench;
 mod carrier_sim;
 mod log;
 mod normalize;
+mod replay;
 mod serve;
 mod topics;
 mod up;
@@ -32,6 +34,12 @@ enum Command {
     Adapter(adapter::AdapterArgs),
     /// Run the carrier simulator (UPS, FedEx, USPS and DHL formats).
     CarrierSim(carrier_sim::CarrierSimArgs),
+    /// A parcel's history and every decision about it, or re-feed a range.
+    Replay(replay::ReplayArgs),
+    /// A running node's status.
+    Status(admin::NodeArgs),
+    /// Switch a running node's drop mode.
+    DropMode(admin::DropModeArgs),
     /// Create and list topics.
     Topics(topics::TopicsArgs),
     /// Dump and verify the log.
@@ -60,6 +68,9 @@ pub(crate) fn run() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Adapter(args) => adapter::run(args),
         Command::CarrierSim(args) => carrier_sim::run(args),
+        Command::Replay(args) => replay::run(args),
+        Command::Status(args) => admin::status(args),
+        Command::DropMode(args) => admin::drop_mode(args),
         Command::Topics(args) => topics::run(args),
         Command::Log(args) => log::run(args),
         Command::Bench(args) => bench::run(args),

@@ -1,0 +1,106 @@
+//! `dropline replay`: a parcel's whole history and the reason for every
+//! decision about it, or a time range re-fed to a consumer group.
+//!
+//! It reads the data directory directly, so it runs while the node is
+//! stopped (the log admits one process at a time). Against a running node,
+//! the same report is served at `/v1/forensics/{tracking_number}`, and
+//! `--node` fetches it from there.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use dropline_adapters::forensics::{
+    ParcelHistory, ReplayOptions, parse_time, render_human, replay_parcel, replay_topic_range,
+};
+
+/// Arguments of `dropline replay`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ReplayArgs {
+    /// The parcel to explain.
+    #[arg(long, required_unless_present = "topic")]
+    tracking_number: Option<String>,
+    /// Show the parcel's state as of this time (RFC 3339 or epoch ms).
+    #[arg(long, requires = "tracking_number")]
+    at: Option<String>,
+    /// Re-feed this topic's range to a consumer group instead.
+    #[arg(long, conflicts_with = "tracking_number", requires_all = ["from", "group"])]
+    topic: Option<String>,
+    /// Start of the range (RFC 3339 or epoch ms).
+    #[arg(long)]
+    from: Option<String>,
+    /// End of the range (reported as stop offsets).
+    #[arg(long)]
+    to: Option<String>,
+    /// Consumer group whose offsets are reset to the range's start.
+    #[arg(long)]
+    group: Option<String>,
+    /// Print JSON instead of the readable report.
+    #[arg(long)]
+    json: bool,
+    /// Data directory (the node must be stopped).
+    #[arg(long, default_value = "./dropline-data")]
+    data_dir: PathBuf,
+    /// Ask a running node instead (`http://127.0.0.1:7480`).
+    #[arg(long)]
+    node: Option<String>,
+}
+
+fn time(text: &str) -> anyhow::Result<u64> {
+    parse_time(text).with_context(|| format!("{text:?} is neither RFC 3339 nor epoch milliseconds"))
+}
+
+pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    if let Some(topic) = &args.topic {
+        let (Some(from), Some(group)) = (&args.from, &args.group) else {
+            anyhow::bail!("--topic needs --from and --group");
+        };
+        let to = args.to.as_deref().map(time).transpose()?;
+        let log = super::topics::open(&args.data_dir)?;
+        let reset = replay_topic_range(&log, topic, time(from)?, to, group)?;
+        if args.json {
+            println!("{}", serde_json::to_string(&reset)?);
+        } else {
+            println!(
+                "group {} reset to {} from {} ({} records to re-read)",
+                reset.group, reset.topic, from, reset.records
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(number) = &args.tracking_number else {
+        anyhow::bail!("give --tracking-number or --topic");
+    };
+    let at = args.at.as_deref().map(time).transpose()?;
+    let history: ParcelHistory = match &args.node {
+        Some(base) => {
+            let mut url = format!("{}/v1/forensics/{number}", base.trim_end_matches('/'));
+            if let Some(at) = at {
+                url.push_str(&format!("?at={at}"));
+            }
+            super::runtime()?.block_on(async {
+                let response = reqwest::get(&url)
+                    .await
+                    .with_context(|| format!("GET {url}"))?;
+                let status = response.status();
+                if !status.is_success() {
+                    anyhow::bail!(
+                        "GET {url}: {status}: {}",
+                        response.text().await.unwrap_or_default()
+                    );
+                }
+                Ok(response.json::<ParcelHistory>().await?)
+            })?
+        }
+        None => {
+            let log = super::topics::open(&args.data_dir)?;
+            replay_parcel(&log, number, at, &ReplayOptions::default())?
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&history)?);
+    } else {
+        print!("{}", render_human(&history));
+    }
+    Ok(ExitCode::SUCCESS)
+}
