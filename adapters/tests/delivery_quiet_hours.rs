@@ -39,7 +39,8 @@ async fn quiet_hours_hold_non_critical_until_morning() {
     let tz = zone_at_23h(start);
 
     let o = order(0, "1Z000000", "ORD-0", &out.hooks.base_url(), &tz);
-    let placed = seed::append_orders(&node.log, "orders", PARTITIONS, std::slice::from_ref(&o)).unwrap();
+    let placed =
+        seed::append_orders(&node.log, "orders", PARTITIONS, std::slice::from_ref(&o)).unwrap();
     let mut intents = Vec::new();
     for (id, (channel, priority, status)) in [
         (Channel::Sms, Priority::Critical, Status::OutForDelivery),
