@@ -1,0 +1,250 @@
+//! The node process killed with SIGKILL in the middle of a burst and
+//! restarted: every event the client had acknowledged is in the log exactly
+//! once, and no notification intent was written twice (the engine replays
+//! from its checkpoint and the log's idempotent producer drops the repeats).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use dropline_adapters::client::{IngestClient, IngestClientConfig, ServerTrust, SpoolConfig};
+use dropline_log::{Log, LogConfig};
+use dropline_operators::model::{
+    Carrier, CarrierEvent, Channel, EventSource, Location, Priority, Status, SubStatus,
+    notify_topic,
+};
+use dropline_operators::ops::NotificationIntent;
+
+const SHIPMENTS: u64 = 120;
+const PARTITIONS: u32 = 8;
+
+fn free_udp() -> SocketAddr {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+fn free_tcp() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+struct NodeProcess {
+    child: Child,
+    fingerprint: String,
+}
+
+/// Starts `dropline serve` and waits for its `ready` line.
+fn start_node(data: &Path, quic: SocketAddr, http: SocketAddr) -> NodeProcess {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dropline"))
+        .args(["serve", "--data-dir"])
+        .arg(data)
+        .arg("--quic-listen")
+        .arg(quic.to_string())
+        .arg("--http-listen")
+        .arg(http.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut fingerprint = String::new();
+    loop {
+        let line = lines.next().expect("node exited before ready").unwrap();
+        if let Some(fp) = line.trim().strip_prefix("TLS sha256") {
+            fingerprint = fp.trim().to_string();
+        }
+        if line.trim() == "ready" {
+            break;
+        }
+    }
+    // Keep draining stdout so the node never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    NodeProcess { child, fingerprint }
+}
+
+fn stop_gracefully(mut node: NodeProcess) {
+    let status = Command::new("kill")
+        .args(["-INT", &node.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = node.child.wait().unwrap();
+    assert!(exit.success(), "node exited with {exit}");
+}
+
+fn tracking(i: u64) -> String {
+    format!("1ZCRASH{i:011}")
+}
+
+fn scan(i: u64, step: u64) -> CarrierEvent {
+    let (status, sub_status, code) = match step {
+        0 => (Status::PickedUp, SubStatus::Accepted, "038"),
+        1 => (Status::OutForDelivery, SubStatus::OnVehicle, "OT"),
+        _ => (Status::Delivered, SubStatus::LeftSafePlace, "KB"),
+    };
+    CarrierEvent {
+        tracking_number: tracking(i),
+        carrier: Carrier::Ups,
+        status,
+        sub_status,
+        raw_code: code.into(),
+        raw_text: format!("scan {step}"),
+        occurred_at_ms: 1_790_000_000_000 + (step * 3_600_000) as i64 + i as i64,
+        local_time: "2026-09-21T10:00:00".into(),
+        utc_offset_minutes: Some(-240),
+        location: Location {
+            city: Some(format!("CITY {step}")),
+            region: Some("NY".into()),
+            postal_code: Some("10001".into()),
+            country: Some("US".into()),
+        },
+        source: EventSource::Synthetic,
+        received_at_ms: 1_790_000_000_000,
+    }
+}
+
+async fn create_orders(http: SocketAddr) {
+    let client = reqwest::Client::new();
+    for i in 0..SHIPMENTS {
+        let body = serde_json::json!({
+            "tracking_number": tracking(i),
+            "carrier": "ups",
+            "order_id": format!("ORDER-{i}"),
+            "marketplace": "crash-market",
+            "seller": "seller-1",
+            "buyer_id": format!("buyer-{i}"),
+            "skus": ["SKU-1"],
+            "promised_window": {"from": "2026-09-20T00:00:00Z", "to": "2026-09-25T00:00:00Z"},
+            "buyer_locale": "en-US",
+            "buyer_time_zone": "UTC",
+            "destination_postal_code": "10001",
+            "contacts": [{"channel": "email", "address": format!("b{i}@example.com"), "consent": true}],
+        });
+        let response = client
+            .post(format!("http://{http}/v1/shipments"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+    }
+}
+
+#[test]
+fn node_killed_mid_burst_loses_nothing_acked_and_notifies_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let spool = dir.path().join("spool");
+    let quic = free_udp();
+    let http = free_tcp();
+    let node = start_node(&data, quic, http);
+    let token = std::fs::read_to_string(data.join("adapter.token")).unwrap();
+    let fingerprint = node.fingerprint.clone();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut config = IngestClientConfig::new(
+        quic,
+        ServerTrust::PinnedSha256(fingerprint),
+        "default",
+        token.trim().as_bytes().to_vec(),
+    );
+    config.partitions = Some(PARTITIONS);
+    config.spool = Some(SpoolConfig { dir: spool });
+    config.backoff_max_ms = 200;
+
+    let node = runtime.block_on(async {
+        create_orders(http).await;
+        let client = IngestClient::connect(config.clone()).await.unwrap();
+        // First half of the burst, then the node dies without warning.
+        for i in 0..SHIPMENTS {
+            client.send(&scan(i, 0)).await.unwrap();
+            client.send(&scan(i, 1)).await.unwrap();
+        }
+        let mut node = node;
+        node.child.kill().unwrap();
+        node.child.wait().unwrap();
+        // Events keep being accepted into the spool while the node is down.
+        for i in 0..SHIPMENTS / 2 {
+            client.send(&scan(i, 2)).await.unwrap();
+        }
+        let node = start_node(&data, quic, http);
+        for i in SHIPMENTS / 2..SHIPMENTS {
+            client.send(&scan(i, 2)).await.unwrap();
+        }
+        client.flush().await.unwrap();
+        client.close().await.unwrap();
+        node
+    });
+    stop_gracefully(node);
+
+    let log = Log::open(LogConfig::new(data.join("log"))).unwrap();
+    // Every acknowledged event exactly once.
+    let mut seen = HashSet::new();
+    let mut events = 0u64;
+    for p in 0..PARTITIONS {
+        let part = log.partition("carrier-events", p).unwrap();
+        let mut offset = part.start_offset();
+        while offset < part.durable_offset() {
+            for view in part.read(offset, 1 << 20).unwrap() {
+                if !view.is_control() {
+                    for r in view.records() {
+                        let e = CarrierEvent::decode(r.value).unwrap();
+                        assert!(
+                            seen.insert((e.tracking_number.clone(), e.status)),
+                            "duplicate event {} {}",
+                            e.tracking_number,
+                            e.status
+                        );
+                        events += 1;
+                    }
+                }
+                offset = view.last_offset() + 1;
+            }
+        }
+    }
+    assert_eq!(
+        events,
+        SHIPMENTS * 3,
+        "every acknowledged event is in the log"
+    );
+
+    // No notification intent id appears twice in any notify topic.
+    let mut ids = HashSet::new();
+    let mut intents = 0u64;
+    for channel in Channel::ALL {
+        for priority in Priority::ALL {
+            let topic = notify_topic(channel, priority);
+            for p in 0..PARTITIONS {
+                let Ok(part) = log.partition(&topic, p) else {
+                    continue;
+                };
+                let mut offset = part.start_offset();
+                while offset < part.durable_offset() {
+                    for view in part.read(offset, 1 << 20).unwrap() {
+                        for r in view.records() {
+                            let intent = NotificationIntent::decode(r.value).unwrap();
+                            assert!(ids.insert(intent.id), "intent {} written twice", intent.id);
+                            intents += 1;
+                        }
+                        offset = view.last_offset() + 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        intents > 0,
+        "the engine produced notifications before and after the crash"
+    );
+}
