@@ -11,6 +11,7 @@ mod bench;
 mod carrier_sim;
 mod log;
 mod normalize;
+mod provider_sim;
 mod replay;
 mod serve;
 mod topics;
@@ -40,6 +41,8 @@ enum Command {
     Status(admin::NodeArgs),
     /// Switch a running node's drop mode.
     DropMode(admin::DropModeArgs),
+    /// Run the SMS and push provider simulator.
+    ProviderSim(provider_sim::ProviderSimArgs),
     /// Create and list topics.
     Topics(topics::TopicsArgs),
     /// Dump and verify the log.
@@ -71,6 +74,7 @@ pub(crate) fn run() -> ExitCode {
         Command::Replay(args) => replay::run(args),
         Command::Status(args) => admin::status(args),
         Command::DropMode(args) => admin::drop_mode(args),
+        Command::ProviderSim(args) => provider_sim::run(args),
         Command::Topics(args) => topics::run(args),
         Command::Log(args) => log::run(args),
         Command::Bench(args) => bench::run(args),
