@@ -31,7 +31,7 @@ pub(crate) const ADMIN_TOKEN_FILE: &str = "admin.token";
 
 /// A running node.
 pub(crate) struct Node {
-    _log: Arc<Log>,
+    log: Arc<Log>,
     engine: Option<Engine>,
     ingest: Option<ServerHandle>,
     http: Option<HttpHandle>,
@@ -114,7 +114,7 @@ impl Node {
             .await
             .context("starting HTTP")?;
         Ok(Node {
-            _log: log,
+            log,
             engine: Some(engine),
             ingest: Some(ingest),
             http: Some(http),
@@ -133,6 +133,11 @@ impl Node {
             .as_ref()
             .map(|i| i.fingerprint_sha256().to_string())
             .unwrap_or_default()
+    }
+
+    /// The log.
+    pub(crate) fn log(&self) -> &Arc<Log> {
+        &self.log
     }
 
     /// The HTTP address.

@@ -7,6 +7,7 @@
 //! check), so a test can read back exactly what arrived.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -93,11 +94,14 @@ impl SmtpSink {
         ));
         std::fs::write(&path, SCRIPT)?;
         let script = tempfile_path::TempScript(path.clone());
+        // Its own process group: a Ctrl-C at the terminal stops the Rust
+        // process, which then stops the sink, rather than hitting both.
         let mut child = Command::new(SYSTEM_PYTHON)
             .arg(&path)
             .arg("0")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
+            .process_group(0)
             .spawn()?;
         let stdout = child.stdout.take().ok_or(SmtpSinkError::NotReady)?;
         let mut lines = BufReader::new(stdout).lines();

@@ -25,6 +25,8 @@ use dropline_operators::model::time::format_rfc3339_ms;
 
 use crate::node::{DEFAULT_ADAPTER, DEFAULT_TOKEN_FILE, Node, NodeConfig};
 
+mod delivery;
+
 /// What `dropline up` runs.
 #[derive(Debug, Clone)]
 pub(crate) struct DemoConfig {
@@ -39,6 +41,15 @@ pub(crate) struct DemoConfig {
     /// Seed of the simulator's journeys.
     pub(crate) seed: u64,
 }
+
+/// Time zones of the demo's buyers.
+const DEMO_TIME_ZONES: [&str; 5] = [
+    "America/New_York",
+    "Europe/London",
+    "Asia/Tokyo",
+    "America/Los_Angeles",
+    "Australia/Sydney",
+];
 
 /// Shared secret the demo's simulator signs webhooks with, per carrier.
 fn demo_secret(carrier: Carrier) -> String {
@@ -102,6 +113,10 @@ pub(crate) async fn run(config: DemoConfig) -> anyhow::Result<()> {
         .await
         .context("starting the adapter")?;
     sim.set_webhook_target(WebhookTarget::new(adapter.base_url()));
+    let delivery = delivery::start(Arc::clone(node.log()), &data_dir)
+        .await
+        .context("starting notification delivery")?;
+    let hooks_url = format!("{}/hooks/demo", delivery.hooks.base_url());
 
     let client = reqwest::Client::new();
     let sample = tracking_number(Carrier::Ups, 0);
@@ -109,6 +124,16 @@ pub(crate) async fn run(config: DemoConfig) -> anyhow::Result<()> {
     println!("  dashboard       http://{http}/dashboard");
     println!("  sample parcel   http://{http}/track/ups/{sample}?postal_code=10001");
     println!("  metrics         http://{http}/metrics");
+    println!(
+        "  SMS/push sim    {}/admin/stats",
+        delivery.providers.base_url()
+    );
+    match &delivery.smtp {
+        Some(smtp) => println!("  SMTP server     127.0.0.1:{}", smtp.port()),
+        None => {
+            println!("  SMTP server     none (install python3-aiosmtpd); email intents stay queued")
+        }
+    }
     println!("  data dir        {}", data_dir.display());
     println!(
         "  demo drop       {} orders over {} s, carrier time x{}",
@@ -116,7 +141,9 @@ pub(crate) async fn run(config: DemoConfig) -> anyhow::Result<()> {
     );
     println!("Ctrl-C stops everything.");
 
-    let drop = run_drop(&config, &client, http, &sim, &adapter);
+    let drop = run_drop(
+        &config, &client, http, &hooks_url, &sim, &adapter, &delivery,
+    );
     tokio::select! {
         r = drop => r?,
         r = tokio::signal::ctrl_c() => r?,
@@ -124,6 +151,7 @@ pub(crate) async fn run(config: DemoConfig) -> anyhow::Result<()> {
     println!("stopping");
     adapter.shutdown().await;
     sim.shutdown().await;
+    delivery.stop().await?;
     node.shutdown().await?;
     Ok(())
 }
@@ -133,8 +161,10 @@ async fn run_drop<S: dropline_adapters::carrier::EventSink>(
     config: &DemoConfig,
     client: &reqwest::Client,
     http: std::net::SocketAddr,
+    hooks_url: &str,
     sim: &dropline_loadgen::carrier_sim::CarrierSimHandle,
     adapter: &dropline_adapters::carrier::AdapterHandle<S>,
+    delivery: &delivery::DemoDelivery,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     let per_order =
@@ -144,7 +174,7 @@ async fn run_drop<S: dropline_adapters::carrier::EventSink>(
     for i in 0..config.orders {
         let carrier = Carrier::ALL[usize::try_from(i % 4).unwrap_or(0)];
         let number = tracking_number(carrier, i / 4);
-        create_order(client, http, carrier, &number, i).await?;
+        create_order(client, http, hooks_url, carrier, &number, i).await?;
         sim.register(carrier, std::slice::from_ref(&number))
             .map_err(|e| anyhow::anyhow!("registering {number}: {e}"))?;
         adapter
@@ -153,7 +183,7 @@ async fn run_drop<S: dropline_adapters::carrier::EventSink>(
         created += 1;
         if last_report.elapsed() >= Duration::from_secs(1) {
             last_report = Instant::now();
-            print_progress(created, &adapter.metrics(), &sim.stats());
+            print_progress(created, &adapter.metrics(), &sim.stats(), delivery);
         }
         let due = started + per_order.mul_f64((i + 1) as f64);
         tokio::time::sleep_until(due.into()).await;
@@ -161,7 +191,7 @@ async fn run_drop<S: dropline_adapters::carrier::EventSink>(
     println!("demo drop: all {created} orders created; scans keep arriving");
     loop {
         tokio::time::sleep(Duration::from_secs(5)).await;
-        print_progress(created, &adapter.metrics(), &sim.stats());
+        print_progress(created, &adapter.metrics(), &sim.stats(), delivery);
     }
 }
 
@@ -169,10 +199,19 @@ fn print_progress(
     orders: u64,
     adapter: &dropline_adapters::carrier::AdapterMetricsSnapshot,
     sim: &dropline_loadgen::carrier_sim::CarrierSimStats,
+    delivery: &delivery::DemoDelivery,
 ) {
+    let providers = delivery.providers.stats();
+    let hooks = delivery.hooks.stats();
+    let emails = delivery.smtp.as_ref().map_or(0, |s| s.received().len());
     println!(
-        "  orders {orders:>6}   scans generated {:>7}   events received by the adapter {:>7}   spooled {:>5}",
-        sim.scans_visible, adapter.events_in, adapter.spool_depth_events
+        "  orders {orders:>6}  scans {:>7}  adapter in {:>7}  spooled {:>5}  sent: sms+push {:>6}  webhooks {:>6}  email {:>6}",
+        sim.scans_visible,
+        adapter.events_in,
+        adapter.spool_depth_events,
+        providers.accepted,
+        hooks.delivered,
+        emails
     );
 }
 
@@ -180,6 +219,7 @@ fn print_progress(
 async fn create_order(
     client: &reqwest::Client,
     http: std::net::SocketAddr,
+    hooks_url: &str,
     carrier: Carrier,
     number: &str,
     i: u64,
@@ -198,12 +238,16 @@ async fn create_order(
             "to": format_rfc3339_ms(now + 4 * 86_400_000),
         },
         "buyer_locale": "en-US",
-        "buyer_time_zone": "America/New_York",
+        // Buyers around the world: whatever the hour, some are awake and
+        // some are in their quiet hours (non-critical messages wait).
+        "buyer_time_zone": DEMO_TIME_ZONES[usize::try_from(i % 5).unwrap_or(0)],
         "destination_postal_code": "10001",
         "drop": true,
         "contacts": [
             {"channel": "email", "address": format!("buyer{i}@example.com"), "consent": true},
             {"channel": "sms", "address": format!("+1555{:07}", i % 10_000_000), "consent": !i.is_multiple_of(3)},
+            {"channel": "push", "address": format!("push-token-{i}"), "consent": true},
+            {"channel": "webhook", "address": hooks_url, "consent": true},
         ],
     });
     let response = client
