@@ -39,12 +39,6 @@ pub(crate) struct DemoDelivery {
     callbacks: tokio::task::JoinHandle<()>,
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 /// Starts the providers, the receivers and the delivery worker.
 pub(crate) async fn start(
     log: Arc<Log>,
@@ -87,7 +81,7 @@ pub(crate) async fn start(
     .context("starting the webhook receiver")?;
     let smtp = SmtpSink::start().ok();
 
-    let now = now_ms();
+    let now = crate::node::wall_clock_ms();
     let mut senders = vec![
         Arc::new(ChannelSender::Webhook(WebhookSender::new(WebhookConfig {
             default_secret: DEMO_WEBHOOK_SECRET.to_vec(),

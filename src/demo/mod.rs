@@ -57,9 +57,7 @@ fn demo_secret(carrier: Carrier) -> String {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    i64::try_from(crate::node::wall_clock_ms()).unwrap_or(i64::MAX)
 }
 
 /// Runs the demo until Ctrl-C.

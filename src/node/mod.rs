@@ -190,6 +190,14 @@ fn credentials(config: &NodeConfig) -> anyhow::Result<Vec<AdapterCredential>> {
     )])
 }
 
+/// Wall-clock milliseconds since the Unix epoch (the edges' clock; the
+/// engine and operators run on log time instead).
+pub(crate) fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Reads a token file in the data dir, or creates it (mode 0600) with 32
 /// random bytes in hex.
 pub(crate) fn read_or_create_token(data_dir: &Path, file: &str) -> anyhow::Result<String> {

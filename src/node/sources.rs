@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use dropline_adapters::http::{
     AdminActions, AdminError, CriticalLatency, Freshness, MetricsSource, PartitionLag,
@@ -105,12 +105,6 @@ impl NodeStats {
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 impl StatsSource for NodeStats {
     fn snapshot(&self) -> StatsSnapshot {
         let ingest = self.ingest.snapshot();
@@ -158,7 +152,7 @@ impl StatsSource for NodeStats {
             .collect();
         let freshness = match &self.views {
             Some(views) => {
-                let (active, stale) = views.freshness(now_ms(), STALE_AFTER_MS);
+                let (active, stale) = views.freshness(super::wall_clock_ms(), STALE_AFTER_MS);
                 Freshness {
                     active_shipments: active,
                     stale_over_1h: stale,
@@ -176,7 +170,7 @@ impl StatsSource for NodeStats {
             },
         };
         StatsSnapshot {
-            time_ms: now_ms(),
+            time_ms: super::wall_clock_ms(),
             ingest_events_per_s: ingest_rate,
             partition_lag,
             worker_rates,
