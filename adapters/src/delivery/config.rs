@@ -85,6 +85,9 @@ pub struct DeliveryConfig {
     pub dead_letter_topic: String,
     /// Bytes read from a partition per read call.
     pub read_bytes_max: usize,
+    /// Notifications taken in per loop (critical topics first), so that
+    /// sending starts while a large backlog is still being read.
+    pub read_records_per_loop_max: usize,
     /// Most notifications held (grouping, queued, in flight) per channel
     /// and priority before reading that topic pauses.
     pub pending_per_class_max: usize,
@@ -136,6 +139,7 @@ impl DeliveryConfig {
             orders_topic: "orders".into(),
             dead_letter_topic: super::dead_letter::DEAD_LETTER_TOPIC.into(),
             read_bytes_max: 1 << 20,
+            read_records_per_loop_max: 4_096,
             pending_per_class_max: 50_000,
             in_flight_per_channel_max: 64,
             consolidation_window_ms: 2_000,

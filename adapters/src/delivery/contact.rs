@@ -126,17 +126,27 @@ impl OrderContacts {
             .partition(&self.topic, partition)
             .map_err(log_err)?;
         let batches = p.read(offset, ORDER_READ_BYTES).map_err(log_err)?;
-        let order = batches
-            .iter()
-            .flat_map(|b| b.records().collect::<Vec<_>>())
-            .find(|r| r.offset == offset)
-            .and_then(|r| ShipmentOrder::decode(r.value))
-            .ok_or(ContactError::NoOrder { partition, offset })?;
+        // Decode and cache every order of the batch read: orders created
+        // together (a drop's checkout burst) are looked up together.
         if self.cache.len() >= self.cache_max {
             self.cache.clear();
         }
-        let order = Arc::new(order);
-        self.cache.insert((partition, offset), order.clone());
+        let mut found = None;
+        for b in &batches {
+            for r in b.records() {
+                if r.offset != offset && self.cache.len() >= self.cache_max {
+                    continue;
+                }
+                if let Some(o) = ShipmentOrder::decode(r.value) {
+                    let o = Arc::new(o);
+                    if r.offset == offset {
+                        found = Some(o.clone());
+                    }
+                    self.cache.insert((partition, r.offset), o);
+                }
+            }
+        }
+        let order = found.ok_or(ContactError::NoOrder { partition, offset })?;
         Ok(order)
     }
 

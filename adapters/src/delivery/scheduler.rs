@@ -247,9 +247,18 @@ impl Scheduler {
         frontier_ms: impl Fn(Class) -> u64,
         effects: &mut Vec<Effect>,
     ) {
+        // Groups are ordered by window end: stop at the first window no
+        // class has reached, unless a class is over its maximum and must
+        // have its oldest groups forced out.
+        let max = self.config.pending_per_class_max;
+        let any_over = self.members_grouped.iter().any(|n| *n >= max);
+        let horizon = Class::all().map(&frontier_ms).max().unwrap_or(0);
         let mut closing = Vec::new();
         for (bucket_end, gk) in self.groups.keys() {
-            let over = self.members_grouped[gk.class.index()] > self.config.pending_per_class_max;
+            if *bucket_end > horizon && !any_over {
+                break;
+            }
+            let over = self.members_grouped[gk.class.index()] >= max;
             if *bucket_end <= frontier_ms(gk.class) || over {
                 closing.push((*bucket_end, gk.clone()));
             }

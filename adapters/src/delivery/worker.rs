@@ -356,7 +356,11 @@ impl DeliveryWorker {
     }
 
     fn read(&mut self, now_ms: u64) -> Result<(), DeliveryError> {
+        let budget_end = self.read_count + self.config.read_records_per_loop_max as u64;
         for i in 0..self.readers.len() {
+            if self.read_count >= budget_end {
+                break;
+            }
             let class = self.readers[i].class;
             let level = self.levels[ci(class.channel)];
             if class.priority == Priority::Low && level >= DegradeLevel::LowPaused {
@@ -367,7 +371,9 @@ impl DeliveryWorker {
                 || (class.priority == Priority::Normal && level >= DegradeLevel::NormalDigest);
             let key = (class.index() as u8, self.readers[i].partition.id());
             loop {
-                if self.pending(class) >= self.config.pending_per_class_max {
+                if self.pending(class) >= self.config.pending_per_class_max
+                    || self.read_count >= budget_end
+                {
                     break;
                 }
                 let Some(progress) = self.checkpoint.partitions.get(&key) else {
