@@ -136,7 +136,6 @@ async fn sigkill_mid_backlog_sends_nothing_twice_and_loses_nothing() {
         let placed = seed::append_orders(&log, "orders", PARTITIONS, &orders).unwrap();
         let t0 = now_ms();
         let mut intents: Vec<Notification> = Vec::new();
-        let mut by_message: BTreeMap<(Channel, String), Vec<u128>> = BTreeMap::new();
         for (k, o) in orders.iter().enumerate() {
             let i = k % ORDERS;
             let channel = Channel::ALL[i % 4];
