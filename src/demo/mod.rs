@@ -118,7 +118,7 @@ pub(crate) async fn run(config: DemoConfig) -> anyhow::Result<()> {
 
     let client = reqwest::Client::new();
     let sample = tracking_number(Carrier::Ups, 0);
-    println!("dropline up: node, adapter and carrier simulator running");
+    println!("dropline up: node, adapter, carrier simulator and notification delivery running");
     println!("  dashboard       http://{http}/dashboard");
     println!("  sample parcel   http://{http}/track/ups/{sample}?postal_code=10001");
     println!("  metrics         http://{http}/metrics");
