@@ -210,6 +210,14 @@ impl<B> Merger<B> {
         Readiness::Ready(pending)
     }
 
+    /// Whether any pending batch, on any input, holds records other than
+    /// ticks.
+    pub fn has_pending_data(&self) -> bool {
+        self.lanes
+            .iter()
+            .any(|lane| lane.queue.iter().any(|(meta, _)| !meta.control))
+    }
+
     /// Takes the head batch of `input` (normally the one
     /// [`Readiness::Ready`] named).
     pub fn pop(&mut self, input: InputKind) -> Option<(BatchMeta, B)> {

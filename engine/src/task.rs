@@ -241,14 +241,24 @@ impl<P: Processor, B: InputBatch> PartitionTask<P, B> {
     /// proven; otherwise says which input holds it back and, at most once
     /// per `tick_request_interval_ms` of `now_ms` (wall time), requests a
     /// tick there.
+    ///
+    /// Only data held back asks for a tick: while nothing but ticks is
+    /// pending, the idle ticker moves the frontiers instead. If ticks asked
+    /// for ticks, every input's tick would ask the others for a later one,
+    /// and the partitions would trade tick appends (each an fdatasync) for
+    /// as long as the node runs. Which records get appended never changes
+    /// the merge order of what is in the log, so this only moves latency,
+    /// never decisions.
     pub fn step(&mut self, now_ms: u64, effects: &mut Vec<Effect>) -> StepResult {
         match self.merger.readiness() {
             Readiness::Idle => StepResult::Idle,
             Readiness::Blocked { waiting_on, .. } => {
+                let data_waits = self.merger.has_pending_data();
                 let slot = &mut self.tick_requested_at_ms[waiting_on.index()];
-                let due = slot.is_none_or(|at| {
-                    now_ms.saturating_sub(at) >= self.config.tick_request_interval_ms
-                });
+                let due = data_waits
+                    && slot.is_none_or(|at| {
+                        now_ms.saturating_sub(at) >= self.config.tick_request_interval_ms
+                    });
                 if due {
                     *slot = Some(now_ms);
                     effects.push(Effect::RequestTick {
