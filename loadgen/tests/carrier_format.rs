@@ -5,8 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use dropline_loadgen::carrier_format::{
-    Journey, JourneyScan, render_poll, render_webhook, representable, representable_pairs,
-    supports, tracking_number,
+    Journey, JourneyScan, render_poll, render_webhook, render_webhook_batch, representable,
+    representable_pairs, supports, tracking_number,
 };
 use dropline_operators::model::{Carrier, CarrierEvent, EventSource, Location, Status, SubStatus};
 use dropline_operators::normalize::normalize;
@@ -145,6 +145,17 @@ proptest! {
     fn poll_bodies_round_trip((carrier, journeys) in journeys()) {
         let body = render_poll(carrier, &journeys);
         let out = normalize(carrier, &body, 0, EventSource::Poll).unwrap();
+        for journey in &journeys {
+            let events: Vec<_> = out.events.iter().filter(|e| e.tracking_number == journey.tracking_number).collect();
+            check(carrier, journey, &events)?;
+        }
+        prop_assert_eq!(out.events.len(), journeys.iter().map(|j| j.scans.len()).sum::<usize>());
+    }
+
+    #[test]
+    fn batched_webhook_bodies_round_trip((carrier, journeys) in journeys()) {
+        let body = render_webhook_batch(carrier, &journeys);
+        let out = normalize(carrier, &body, 0, EventSource::Webhook).unwrap();
         for journey in &journeys {
             let events: Vec<_> = out.events.iter().filter(|e| e.tracking_number == journey.tracking_number).collect();
             check(carrier, journey, &events)?;

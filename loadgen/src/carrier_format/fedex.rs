@@ -332,13 +332,20 @@ pub(crate) fn poll(journeys: &[Journey]) -> Value {
 }
 
 pub(crate) fn webhook(journey: &Journey) -> Value {
-    let timestamp = journey
-        .scans
-        .last()
+    webhook_batch(std::slice::from_ref(journey))
+}
+
+/// An AIV body for several parcels: one `completeTrackResults` entry each,
+/// stamped with the newest scan's time.
+pub(crate) fn webhook_batch(journeys: &[Journey]) -> Value {
+    let timestamp = journeys
+        .iter()
+        .filter_map(|j| j.scans.last())
+        .max_by_key(|s| s.occurred_at_ms)
         .map(|s| format!("{}Z", iso_local(super::utc_time(s))))
         .unwrap_or_default();
     json!({
-        "completeTrackResults": [complete_result(journey)],
+        "completeTrackResults": journeys.iter().map(complete_result).collect::<Vec<_>>(),
         "outputMetaData": { "timestamp": timestamp, "attempt": 1 },
     })
 }

@@ -84,6 +84,33 @@ pub fn render_webhook(carrier: Carrier, journey: &Journey) -> Vec<u8> {
     to_bytes(&value)
 }
 
+/// One webhook body announcing the scans of several parcels of one
+/// carrier at once, in the shapes carriers use when they push in bulk: a
+/// UPS Track Alert array with every parcel's alerts, a FedEx AIV body with
+/// one `completeTrackResults` entry per parcel, an array of USPS tracking
+/// items (each with its subscription envelope), a DHL `shipments[]`
+/// document. With one journey it is exactly [`render_webhook`].
+pub fn render_webhook_batch(carrier: Carrier, journeys: &[Journey]) -> Vec<u8> {
+    if let [one] = journeys {
+        return render_webhook(carrier, one);
+    }
+    let value = match carrier {
+        Carrier::Ups => serde_json::Value::Array(
+            journeys
+                .iter()
+                .flat_map(|j| match ups::webhook(j) {
+                    serde_json::Value::Array(alerts) => alerts,
+                    other => vec![other],
+                })
+                .collect(),
+        ),
+        Carrier::Fedex => fedex::webhook_batch(journeys),
+        Carrier::Usps => serde_json::Value::Array(journeys.iter().map(usps::webhook).collect()),
+        Carrier::Dhl => dhl::poll(journeys),
+    };
+    to_bytes(&value)
+}
+
 /// Whether `carrier` has a code for this exact (status, sub-status) pair,
 /// so that it survives a render and normalize round trip.
 pub fn representable(carrier: Carrier, status: Status, sub_status: SubStatus) -> bool {
