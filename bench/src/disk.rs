@@ -70,6 +70,57 @@ pub fn measure_fdatasync(dir: &Path, bytes: u64, tag: &str) -> std::io::Result<D
     })
 }
 
+/// The disk's own latency for one small durable append: `samples` times,
+/// write `write_bytes` at the end of a fresh file, then fdatasync it.
+/// What an ack can cost at best when every ack waits for an fdatasync.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncLatency {
+    /// Bytes written before each fdatasync.
+    pub write_bytes: usize,
+    /// Median microseconds per write + fdatasync.
+    pub p50_us: u64,
+    /// 99th percentile, microseconds.
+    pub p99_us: u64,
+}
+
+/// Bytes appended before each fdatasync of [`measure_sync_latency`].
+pub const LATENCY_WRITE_BYTES: usize = 256 << 10;
+
+/// Measures [`SyncLatency`] with `samples` appends of `write_bytes` each to
+/// a fresh file in `dir`, removed afterwards.
+pub fn measure_sync_latency(
+    dir: &Path,
+    write_bytes: usize,
+    samples: usize,
+) -> std::io::Result<SyncLatency> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("disk-latency-{}.bin", std::process::id()));
+    let mut file: File = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    let block = vec![0x5au8; write_bytes.max(1)];
+    let mut us = Vec::with_capacity(samples.max(1));
+    let result = (|| {
+        for _ in 0..samples.max(1) {
+            let start = Instant::now();
+            file.write_all(&block)?;
+            file.sync_data()?;
+            us.push(u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX));
+        }
+        Ok::<(), std::io::Error>(())
+    })();
+    let _ = std::fs::remove_file(&path);
+    result?;
+    us.sort_unstable();
+    let at = |q: f64| us[((us.len() - 1) as f64 * q).round() as usize];
+    Ok(SyncLatency {
+        write_bytes,
+        p50_us: at(0.5),
+        p99_us: at(0.99),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,5 +135,14 @@ mod tests {
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 3 << 20);
         drop(reference);
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn sync_latency_is_ordered_and_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let lat = measure_sync_latency(dir.path(), 4096, 20).unwrap();
+        assert_eq!(lat.write_bytes, 4096);
+        assert!(lat.p50_us > 0 && lat.p50_us <= lat.p99_us);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

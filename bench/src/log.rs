@@ -15,7 +15,7 @@ use std::time::Instant;
 use dropline_log::{AppendRequest, Durability, Log, LogConfig, LogError, Record, TopicConfig};
 use hdrhistogram::Histogram;
 
-use crate::disk::measure_fdatasync;
+use crate::disk::{LATENCY_WRITE_BYTES, measure_fdatasync, measure_sync_latency};
 use crate::report::{Report, latency_histogram_us, max_rss_mb};
 
 /// Topic the benchmark writes.
@@ -24,6 +24,8 @@ pub const BENCH_TOPIC: &str = "bench-log";
 pub const KEY_LOOKUPS: usize = 1000;
 /// Appends the crash child makes at most (the parent kills it long before).
 pub const CHILD_APPENDS_MAX: u64 = 1_000_000;
+/// Samples of the disk's own write + fdatasync latency.
+pub const SYNC_LATENCY_SAMPLES: usize = 400;
 /// Distinct keys are `records / RECORDS_PER_KEY` (10M records, 1M keys).
 pub const RECORDS_PER_KEY: u64 = 10;
 
@@ -38,6 +40,10 @@ pub struct LogBenchArgs {
     pub producers: usize,
     /// Records per append (one batch).
     pub batch_records: usize,
+    /// Appends each producer keeps waiting for their fdatasync at once
+    /// (1: append, wait, append; more: pipelined like the ingest server,
+    /// which keeps several batches per connection in flight).
+    pub in_flight: usize,
     /// Partitions of the benchmark topic.
     pub partitions: u32,
     /// Durability mode of the log.
@@ -94,6 +100,7 @@ pub fn run(args: &LogBenchArgs) -> Result<Report, LogBenchError> {
     let data_bytes = args.records * args.record_bytes as u64;
 
     let reference_before = measure_fdatasync(&args.dir, data_bytes, "before")?;
+    let sync_latency = measure_sync_latency(&args.dir, LATENCY_WRITE_BYTES, SYNC_LATENCY_SAMPLES)?;
 
     let mut config = LogConfig::new(&log_dir);
     config.durability = args.durability;
@@ -199,6 +206,7 @@ pub fn run(args: &LogBenchArgs) -> Result<Report, LogBenchError> {
         .set("record_bytes", args.record_bytes)
         .set("producers", args.producers)
         .set("batch_records", args.batch_records)
+        .set("in_flight", args.in_flight)
         .set("partitions", args.partitions)
         .set("durability", durability_name(args.durability))
         .set("io_backend", io_backend)
@@ -225,6 +233,8 @@ pub fn run(args: &LogBenchArgs) -> Result<Report, LogBenchError> {
         .set("recovery_kind", recovery_kind)
         .set("recovery_truncated_bytes", truncated)
         .set_f64("disk_fdatasync_mb_per_s", disk_mb_per_s, 1)
+        .set("disk_sync_latency_us_p50", sync_latency.p50_us)
+        .set("disk_sync_latency_us_p99", sync_latency.p99_us)
         .set_f64(
             "append_vs_disk",
             append_mb_per_s / disk_mb_per_s.max(f64::MIN_POSITIVE),
@@ -237,6 +247,13 @@ pub fn run(args: &LogBenchArgs) -> Result<Report, LogBenchError> {
         "disk reference: {:.1} MB/s before, {:.1} MB/s after (fresh files of {} bytes, one fdatasync each)",
         disk_before, disk_after,
         data_bytes
+    ));
+    report.note(format!(
+        "disk latency reference: write {} KiB + fdatasync, p50 {:.2} ms, p99 {:.2} ms ({} samples)",
+        sync_latency.write_bytes >> 10,
+        sync_latency.p50_us as f64 / 1e3,
+        sync_latency.p99_us as f64 / 1e3,
+        SYNC_LATENCY_SAMPLES
     ));
     report.set("replay_value_bytes", checksum);
     Ok(report)
@@ -297,6 +314,9 @@ fn produce(
     let value_len = args.record_bytes.saturating_sub(18);
     let value = vec![b'v'; value_len];
     let mut key_buf: Vec<String> = Vec::with_capacity(args.batch_records);
+    let in_flight = args.in_flight.max(1);
+    let mut waiting: std::collections::VecDeque<(Instant, dropline_log::Durable)> =
+        std::collections::VecDeque::with_capacity(in_flight);
     for (p, indexes) in per_partition.iter().enumerate() {
         let partition = log.partition(BENCH_TOPIC, u32::try_from(p).unwrap_or(0))?;
         for chunk in indexes.chunks(args.batch_records) {
@@ -310,15 +330,34 @@ fn produce(
                 })
                 .collect();
             let t = Instant::now();
-            partition.append(&AppendRequest {
+            let (_, durable) = partition.append_pending(&AppendRequest {
                 records: &records,
                 producer: None,
             })?;
-            let us = u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX);
-            hist.saturating_record(us.max(1));
+            waiting.push_back((t, durable));
+            // Acks already complete are recorded when seen; when the window
+            // is full, wait for the oldest.
+            while let Some((started, durable)) = waiting.pop_front() {
+                if waiting.len() + 1 >= in_flight || durable.is_durable() {
+                    durable.wait()?;
+                    record_us(&mut hist, started);
+                } else {
+                    waiting.push_front((started, durable));
+                    break;
+                }
+            }
         }
     }
+    for (started, durable) in waiting {
+        durable.wait()?;
+        record_us(&mut hist, started);
+    }
     Ok(hist)
+}
+
+fn record_us(hist: &mut Histogram<u64>, started: Instant) {
+    let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    hist.saturating_record(us.max(1));
 }
 
 /// Runs `exe __log-append-child --dir D`, waits until it reports durable

@@ -29,6 +29,10 @@ enum BenchCommand {
         /// Records per append.
         #[arg(long, default_value_t = 64)]
         batch: usize,
+        /// Appends each producer keeps in flight (waiting for their
+        /// fdatasync) before it waits for the oldest.
+        #[arg(long, default_value_t = 1)]
+        in_flight: usize,
         /// Partitions of the benchmark topic.
         #[arg(long, default_value_t = 1)]
         partitions: u32,
@@ -145,6 +149,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             record_bytes,
             producers,
             batch,
+            in_flight,
             partitions,
             durability,
             dir,
@@ -156,6 +161,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 record_bytes,
                 producers,
                 batch_records: batch,
+                in_flight,
                 partitions,
                 durability,
                 dir,
