@@ -5,14 +5,12 @@
 //!
 //! Where `redis-server` is installed, the same records then go through
 //! Redis Streams XADD with `appendfsync always` in the same run (pipelined,
-//! one connection per adapter), and the ratio is reported.
+//! see [`crate::redis`]), and the ratio is reported; `dropline bench
+//! compare` adds `everysec` and the disk's own bandwidth.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use dropline_adapters::client::{BatchAcked, IngestClient, IngestClientConfig, ServerTrust};
 use dropline_adapters::ingest::{
@@ -21,16 +19,13 @@ use dropline_adapters::ingest::{
 use dropline_log::{Log, LogConfig, LogError};
 use dropline_operators::model::{Carrier, CarrierEvent, EventSource, Location, Status, SubStatus};
 
+use crate::redis::AppendFsync;
 use crate::report::{Report, latency_histogram_us, max_rss_mb};
 
 /// Size of each benchmark event (key plus encoded value), in bytes.
 pub const EVENT_BYTES: usize = 250;
 /// Length of the generated tracking numbers (the key), in bytes.
 const KEY_BYTES: usize = 18;
-/// Redis pipeline depth per connection.
-pub const REDIS_PIPELINE: usize = 64;
-/// Redis client connections.
-pub const REDIS_CONNECTIONS: u32 = 16;
 
 /// Arguments of `dropline bench ingest`.
 #[derive(Debug, Clone)]
@@ -72,9 +67,9 @@ pub enum IngestBenchError {
     /// Arguments out of range.
     #[error("invalid argument: {0}")]
     Invalid(&'static str),
-    /// Redis misbehaved.
+    /// The Redis reference run failed.
     #[error("redis: {0}")]
-    Redis(String),
+    Redis(#[from] crate::redis::RedisError),
 }
 
 /// A canonical event whose key plus encoded value is [`EVENT_BYTES`].
@@ -135,6 +130,38 @@ fn parse_key(key: &[u8]) -> Option<(u32, u64)> {
 
 /// Runs the benchmark.
 pub fn run(args: &IngestBenchArgs) -> Result<Report, IngestBenchError> {
+    let (mut report, value) = measure(args)?;
+    match crate::redis::xadd_run(
+        &args.dir,
+        AppendFsync::Always,
+        args.events,
+        KEY_BYTES,
+        write_key_slice,
+        &value,
+    ) {
+        Ok(redis) => {
+            let redis_per_s = redis.entries_per_s();
+            report.set_f64("redis_xadd_always_events_per_s", redis_per_s, 0);
+            let ours = report
+                .get("events_per_s")
+                .and_then(serde_json::Value::as_f64)
+                .unwrap_or(0.0);
+            report.set_f64("ratio_vs_redis", ours / redis_per_s.max(1.0), 2);
+        }
+        Err(crate::redis::RedisError::NotInstalled(_)) => {
+            report.note("redis-server not on PATH: no same-run Redis reference");
+        }
+        Err(e) => return Err(e.into()),
+    }
+    if let Some(rss) = max_rss_mb() {
+        report.set_f64("max_rss_mb", rss, 1);
+    }
+    Ok(report)
+}
+
+/// The QUIC ingest run alone: its report and the encoded value template
+/// (250 bytes with the key), so references can write the same records.
+pub fn measure(args: &IngestBenchArgs) -> Result<(Report, Vec<u8>), IngestBenchError> {
     if args.events == 0 || args.adapters == 0 || args.adapters > 99 || args.batch == 0 {
         return Err(IngestBenchError::Invalid(
             "events, adapters (1..=99) and batch must be positive",
@@ -147,32 +174,20 @@ pub fn run(args: &IngestBenchArgs) -> Result<Report, IngestBenchError> {
     let _ = std::fs::remove_dir_all(&run_dir);
     std::fs::create_dir_all(&run_dir)?;
     let result = runtime.block_on(run_quic(args, &run_dir));
-    let (mut report, keys_values) = match result {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&run_dir);
-            return Err(e);
-        }
-    };
     let _ = std::fs::remove_dir_all(&run_dir);
-    match redis_reference(&keys_values, args.events, &args.dir)? {
-        Some(redis_per_s) => {
-            report.set_f64("redis_xadd_always_events_per_s", redis_per_s, 0);
-            let ours = report
-                .get("events_per_s")
-                .and_then(serde_json::Value::as_f64)
-                .unwrap_or(0.0);
-            report.set_f64("ratio_vs_redis", ours / redis_per_s.max(1.0), 2);
-        }
-        None => {
-            report.note("redis-server not on PATH: no same-run Redis reference");
-        }
-    }
-    if let Some(rss) = max_rss_mb() {
-        report.set_f64("max_rss_mb", rss, 1);
-    }
-    Ok(report)
+    result.map(|(report, (value, _))| (report, value))
 }
+
+/// [`write_key`] over a slice, for the Redis reference: `key` must be
+/// [`KEY_BYTES`] long (other lengths are left untouched).
+pub fn write_key_slice(key: &mut [u8], adapter: u32, index: u64) {
+    if let Ok(key) = <&mut [u8; KEY_BYTES]>::try_from(key) {
+        write_key(key, adapter, index);
+    }
+}
+
+/// Length of the generated tracking numbers (the key), in bytes.
+pub const EVENT_KEY_BYTES: usize = KEY_BYTES;
 
 /// A sample of the records (first adapter's keys), for the Redis run.
 type Sample = (Vec<u8>, u64);
@@ -329,144 +344,6 @@ async fn run_quic(
     );
     drop(log);
     Ok((report, (value_template, per_adapter.min(args.events))))
-}
-
-/// Starts `redis-server` with `appendfsync always`, XADDs the same number
-/// of records from [`REDIS_CONNECTIONS`] connections pipelined
-/// [`REDIS_PIPELINE`] deep (the setting of the reference figures in
-/// BENCHMARKING.md), and returns the records per second. `None` when
-/// redis-server is not installed.
-fn redis_reference(
-    sample: &Sample,
-    events: u64,
-    dir: &std::path::Path,
-) -> Result<Option<f64>, IngestBenchError> {
-    let (value, _) = sample;
-    let adapters = REDIS_CONNECTIONS;
-    let per_adapter = &events.div_ceil(u64::from(REDIS_CONNECTIONS));
-    let Some(port) = free_port() else {
-        return Ok(None);
-    };
-    let data = dir.join(format!("redis-{}", std::process::id()));
-    std::fs::create_dir_all(&data)?;
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--appendonly",
-            "yes",
-        ])
-        .args(["--appendfsync", "always", "--save", "", "--dir"])
-        .arg(&data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn();
-    let Ok(mut child) = child else {
-        let _ = std::fs::remove_dir_all(&data);
-        return Ok(None);
-    };
-    let result = redis_run(&mut child, port, value, *per_adapter, adapters);
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&data);
-    result.map(Some)
-}
-
-fn free_port() -> Option<u16> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()
-        .map(|a| a.port())
-}
-
-fn redis_run(
-    child: &mut Child,
-    port: u16,
-    value: &[u8],
-    per_adapter: u64,
-    adapters: u32,
-) -> Result<f64, IngestBenchError> {
-    // Wait for the readiness line instead of sleeping.
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| IngestBenchError::Redis("no stdout".into()))?;
-    let mut lines = BufReader::new(stdout).lines();
-    loop {
-        match lines.next() {
-            Some(Ok(line)) if line.contains("Ready to accept connections") => break,
-            Some(Ok(_)) => {}
-            _ => {
-                return Err(IngestBenchError::Redis(
-                    "redis-server exited before it was ready".into(),
-                ));
-            }
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let start = Instant::now();
-    let handles: Vec<_> = (0..adapters)
-        .map(|a| {
-            let value = value.to_vec();
-            std::thread::spawn(move || redis_client(addr, a, &value, per_adapter))
-        })
-        .collect();
-    let mut total = 0u64;
-    for h in handles {
-        total += h
-            .join()
-            .map_err(|_| IngestBenchError::Redis("client panicked".into()))??;
-    }
-    Ok(total as f64 / start.elapsed().as_secs_f64())
-}
-
-fn redis_client(
-    addr: SocketAddr,
-    adapter: u32,
-    value: &[u8],
-    n: u64,
-) -> Result<u64, IngestBenchError> {
-    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    stream.set_nodelay(true)?;
-    let mut writer = std::io::BufWriter::new(stream.try_clone()?);
-    let mut reader = BufReader::new(stream);
-    let mut key = [0u8; KEY_BYTES];
-    let mut line = String::new();
-    let mut sent = 0u64;
-    while sent < n {
-        let burst = (n - sent).min(REDIS_PIPELINE as u64);
-        for i in sent..sent + burst {
-            write_key(&mut key, adapter, i);
-            // XADD carrier-events * k <key> v <value>
-            write!(
-                writer,
-                "*7\r\n$4\r\nXADD\r\n$14\r\ncarrier-events\r\n$1\r\n*\r\n$1\r\nk\r\n${}\r\n",
-                KEY_BYTES
-            )?;
-            writer.write_all(&key)?;
-            write!(writer, "\r\n$1\r\nv\r\n${}\r\n", value.len())?;
-            writer.write_all(value)?;
-            writer.write_all(b"\r\n")?;
-        }
-        writer.flush()?;
-        for _ in 0..burst {
-            line.clear();
-            reader.read_line(&mut line)?;
-            if !line.starts_with('$') {
-                return Err(IngestBenchError::Redis(format!(
-                    "unexpected reply {line:?}"
-                )));
-            }
-            line.clear();
-            reader.read_line(&mut line)?;
-        }
-        sent += burst;
-    }
-    Ok(sent)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! `dropline bench ...`: system benchmarks with references measured in the
 //! same run, HDR latency histograms, and one JSON object as the last line.
 
+pub mod compare;
 pub mod delivery;
 pub mod disk;
 pub mod http;
@@ -8,6 +9,7 @@ pub mod ingest;
 pub mod log;
 pub mod operators;
 pub mod pipeline;
+pub mod redis;
 pub mod report;
 
 pub use report::{Report, latency_histogram_us, max_rss_mb};

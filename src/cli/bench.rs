@@ -140,6 +140,26 @@ enum BenchCommand {
         #[arg(long, default_value = "target/bench-pipeline")]
         dir: PathBuf,
     },
+    /// The same 250-byte records through Dropline's durable ingest and
+    /// Redis Streams (appendfsync always and everysec), next to the disk's
+    /// own fdatasync bandwidth. Needs Debian's redis-server.
+    Compare {
+        /// Records through each system.
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+        /// Concurrent Dropline adapters.
+        #[arg(long, default_value_t = 2)]
+        adapters: u32,
+        /// Records per Dropline batch.
+        #[arg(long, default_value_t = 4096)]
+        batch: u32,
+        /// Partitions of carrier-events.
+        #[arg(long, default_value_t = 8)]
+        partitions: u32,
+        /// Scratch directory.
+        #[arg(long, default_value = "target/bench-compare")]
+        dir: PathBuf,
+    },
 }
 
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -260,6 +280,23 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 seed,
             };
             let report = dropline_bench::pipeline::run(&args)?;
+            report.print();
+        }
+        BenchCommand::Compare {
+            records,
+            adapters,
+            batch,
+            partitions,
+            dir,
+        } => {
+            let args = dropline_bench::compare::CompareArgs {
+                records,
+                adapters,
+                batch,
+                partitions,
+                dir,
+            };
+            let report = dropline_bench::compare::run(&args)?;
             report.print();
         }
     }
