@@ -11,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::io::FaultInjector;
 use crate::limits::{
     INDEX_INTERVAL_BYTES_DEFAULT, RETENTION_MS_DEFAULT, SEGMENT_BYTES_MAX_DEFAULT,
+    STORAGE_FULL_PROBE_INTERVAL_MS_DEFAULT,
 };
 
 /// When an append counts as acknowledged.
@@ -83,6 +84,10 @@ pub struct LogConfig {
     pub clock: Arc<dyn Clock>,
     /// Test hook: makes chosen writes or fdatasyncs fail.
     pub fault_injector: Option<Arc<dyn FaultInjector>>,
+    /// While a partition refuses appends because the disk is full, an
+    /// append checks for space at most this often, in milliseconds; the
+    /// others are refused at once.
+    pub storage_full_probe_interval_ms: u64,
 }
 
 impl LogConfig {
@@ -99,6 +104,7 @@ impl LogConfig {
             io_mode: IoMode::Auto,
             clock: Arc::new(SystemClock),
             fault_injector: None,
+            storage_full_probe_interval_ms: STORAGE_FULL_PROBE_INTERVAL_MS_DEFAULT,
         }
     }
 }
@@ -113,6 +119,10 @@ impl fmt::Debug for LogConfig {
             .field("archive_dir", &self.archive_dir)
             .field("io_mode", &self.io_mode)
             .field("fault_injector", &self.fault_injector.is_some())
+            .field(
+                "storage_full_probe_interval_ms",
+                &self.storage_full_probe_interval_ms,
+            )
             .finish_non_exhaustive()
     }
 }

@@ -134,6 +134,22 @@ pub enum LogError {
         /// The failure that poisoned it.
         cause: String,
     },
+    /// The disk (or the quota) is full: a write or fdatasync failed with
+    /// `ENOSPC`/`EDQUOT`. The batch is not acknowledged, and the partition
+    /// refuses appends until space returns; an append then rewinds the
+    /// writer to its last durable batch and carries on (docs/FORMAT.md,
+    /// "Full disk").
+    #[error(
+        "partition {topic}/{partition} refuses appends, the disk is full: {cause}; appends resume once space returns"
+    )]
+    StorageFull {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: u32,
+        /// The failure.
+        cause: String,
+    },
     /// The log was closed.
     #[error("the log is closed")]
     Closed,
@@ -247,7 +263,20 @@ pub enum LogError {
     },
 }
 
+/// Whether an I/O error says the disk or the quota is full.
+pub(crate) fn is_storage_full(err: &std::io::Error) -> bool {
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}
+
 impl LogError {
+    /// Whether this is an I/O error saying the disk or the quota is full.
+    pub(crate) fn is_storage_full_io(&self) -> bool {
+        matches!(self, LogError::Io { source, .. } if is_storage_full(source))
+    }
+
     /// Wraps an I/O error with the path it concerns.
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         LogError::Io {

@@ -55,3 +55,11 @@ pub const PRODUCER_RECENT_BATCHES_MAX: usize = 5;
 
 /// Default interval for `Durability::Interval`, in milliseconds.
 pub const SYNC_INTERVAL_MS_DEFAULT: u64 = 100;
+
+/// Default `LogConfig::storage_full_probe_interval_ms`: how often appends
+/// to a partition refused for a full disk check whether space returned.
+pub const STORAGE_FULL_PROBE_INTERVAL_MS_DEFAULT: u64 = 100;
+
+/// Bytes written (and fdatasynced, then removed) in a partition directory
+/// to check that a full disk has room again before its writer resumes.
+pub const STORAGE_FULL_PROBE_BYTES: usize = 64 * 1024;

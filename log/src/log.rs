@@ -178,6 +178,7 @@ impl Log {
                 clock: self.config.clock.clone(),
                 io: self.io.clone(),
                 syncer: syncer.clone(),
+                storage_full_probe_interval_ms: self.config.storage_full_probe_interval_ms,
             };
             let (partition, rec) = open_partition(settings)?;
             report.partitions.push(rec);

@@ -16,9 +16,12 @@
 //!    below the segment's visible length (sealed: the file length; active:
 //!    the durable length), and writers only write at or beyond the written
 //!    length.
-//! 3. Nothing mapped is truncated: recovery truncates a torn tail *before*
-//!    the segment is mapped; retention deletes whole files by `unlink`,
-//!    which leaves existing mappings valid until they are dropped.
+//! 3. Nothing mapped that readers may read is truncated: recovery
+//!    truncates a torn tail *before* the segment is mapped; the full-disk
+//!    rewind (partition/storage_full.rs) truncates the active segment only
+//!    down to its visible length, under the lock that keeps the syncer from
+//!    raising it; retention deletes whole files by `unlink`, which leaves
+//!    existing mappings valid until they are dropped.
 //! 4. The active segment is mapped with a length larger than the file
 //!    (`segment_bytes_max` plus one maximal batch); pages past end-of-file
 //!    are never touched because of (2), so no SIGBUS can occur.

@@ -11,6 +11,7 @@ pub(crate) mod progress;
 mod read;
 pub(crate) mod recovery;
 mod retention;
+mod storage_full;
 mod writer;
 
 use std::collections::BTreeMap;
@@ -45,6 +46,8 @@ pub(crate) struct PartitionSettings {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) io: Arc<DiskIo>,
     pub(crate) syncer: Arc<SyncerShared>,
+    /// See `LogConfig::storage_full_probe_interval_ms`.
+    pub(crate) storage_full_probe_interval_ms: u64,
 }
 
 /// The writer's state, behind the writer mutex.

@@ -108,6 +108,30 @@ impl ProducerTable {
         }
     }
 
+    /// Forgets every batch at or after `offset` (they were cut off by a
+    /// rewind after a full disk): a retry of one of them is then appended
+    /// again instead of being answered with offsets that now hold nothing.
+    /// Batch sequences of a producer are consecutive, so its last sequence
+    /// becomes the one before the first batch forgotten. A producer whose
+    /// whole remembered window was cut off may have had older batches cut
+    /// off too, which the table cannot tell: it is forgotten, as when the
+    /// table evicts it, so its next batch is accepted as a first batch
+    /// (never answered as stale, which would lose it).
+    pub(crate) fn forget_from(&mut self, offset: u64) {
+        self.producers.retain(|_, state| {
+            let mut popped = false;
+            while let Some(b) = state.recent.back().copied() {
+                if b.last_offset < offset {
+                    return true;
+                }
+                state.recent.pop_back();
+                state.last_sequence = b.sequence.wrapping_sub(1);
+                popped = true;
+            }
+            !popped
+        });
+    }
+
     /// Appends the snapshot encoding to `out`; returns the producer count.
     /// Layout per producer: id u64, last sequence u64, recent count u32,
     /// reserved u32, then per recent batch: sequence, base offset, last
@@ -241,6 +265,37 @@ mod tests {
             })
         ));
         assert!(matches!(t.admit(p(5)), Err(LogError::StaleSequence { .. })));
+    }
+
+    #[test]
+    fn forgetting_a_cut_off_tail_reopens_its_sequences() {
+        let mut t = ProducerTable::default();
+        let p = |producer_id, sequence| ProducerSeq {
+            producer_id,
+            sequence,
+        };
+        // Producer 1: batches at offsets 10..=11, 20..=21, 30..=31.
+        for s in 1..=3 {
+            t.record(p(1, s), b(s, s * 10));
+        }
+        // Producer 2: seven batches, all cut off (the window holds five).
+        for s in 1..=7 {
+            t.record(p(2, s), b(s, 100 + s * 10));
+        }
+        t.forget_from(20);
+        assert_eq!(t.admit(p(1, 2)).unwrap(), Admission::Append, "cut off");
+        assert!(matches!(
+            t.admit(p(1, 1)).unwrap(),
+            Admission::Duplicate(ack) if ack.base_offset == 10
+        ));
+        assert!(matches!(
+            t.admit(p(1, 3)),
+            Err(LogError::OutOfOrderSequence { expected: 2, .. })
+        ));
+        // Its oldest cut-off batch may be older than the window: forgotten,
+        // so no retry is ever answered as stale.
+        assert_eq!(t.admit(p(2, 1)).unwrap(), Admission::Append);
+        assert!(!t.producers.contains_key(&2));
     }
 
     #[test]

@@ -6,8 +6,16 @@
 //! reached N", and must not contend with the writer's lock while they do.
 //! [`Durable`] is both a blocking handle and a `Future` (waker-based, no
 //! runtime dependency).
+//!
+//! Why handles carry a generation: a partition poisoned by a full disk is
+//! rewound to its durable prefix and appends resume (see
+//! `storage_full.rs`), so the offsets of a batch that was written but never
+//! made durable are given to a later batch. A handle of the earlier batch
+//! must not complete when the later one becomes durable: each rewind starts
+//! a new generation, and a handle from an older one completes only if its
+//! target was durable when its generation ended.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,14 +26,28 @@ use std::time::{Duration, Instant};
 use crate::error::LogError;
 use crate::locking;
 
+/// Rewinds whose end offsets are remembered for handles of older
+/// generations; a handle older than all of them fails (its batch is then
+/// retried, and the producer table answers the retry if it was durable).
+const REWINDS_REMEMBERED_MAX: usize = 16;
+
 #[derive(Debug, Default)]
 struct WaitState {
     durable_offset: u64,
     poisoned: Option<String>,
+    /// The poisoning failure was a full disk or quota (`ENOSPC`,
+    /// `EDQUOT`): the writer may be rewound once space returns.
+    storage_full: bool,
+    /// When an append last probed for space (rate limit of the probes).
+    probed_at: Option<Instant>,
+    /// Rewinds so far (the generation of new handles).
+    generation: u64,
+    /// (generation ended, durable offset then), oldest first.
+    rewinds: VecDeque<(u64, u64)>,
     closed: bool,
     next_waker_id: u64,
-    /// Registered async waiters: id -> (target offset, waker).
-    wakers: BTreeMap<u64, (u64, Waker)>,
+    /// Registered async waiters: id -> (target offset, generation, waker).
+    wakers: BTreeMap<u64, (u64, u64, Waker)>,
 }
 
 /// Written/durable/start offsets of one partition plus its failure state.
@@ -40,6 +62,9 @@ pub(crate) struct Progress {
     pub(crate) start_offset: AtomicU64,
     poisoned: AtomicBool,
     closed: AtomicBool,
+    /// Mirror of `WaitState::generation`, read when a handle is made (under
+    /// the writer lock, which every rewind holds).
+    generation: AtomicU64,
 }
 
 impl Progress {
@@ -63,6 +88,7 @@ impl Progress {
             start_offset: AtomicU64::new(start),
             poisoned: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -79,15 +105,69 @@ impl Progress {
     }
 
     pub(crate) fn poisoned_error(&self) -> LogError {
-        let cause = locking::lock(&self.state)
-            .poisoned
-            .clone()
-            .unwrap_or_default();
-        LogError::Poisoned {
-            topic: self.topic.clone(),
-            partition: self.partition,
-            cause,
+        let s = locking::lock(&self.state);
+        self.error_of(&s)
+    }
+
+    /// `StorageFull` if the disk filled up, else `Poisoned`.
+    fn error_of(&self, s: &WaitState) -> LogError {
+        let cause = s.poisoned.clone().unwrap_or_default();
+        if s.storage_full {
+            LogError::StorageFull {
+                topic: self.topic.clone(),
+                partition: self.partition,
+                cause,
+            }
+        } else {
+            LogError::Poisoned {
+                topic: self.topic.clone(),
+                partition: self.partition,
+                cause,
+            }
         }
+    }
+
+    /// Whether the writer is poisoned by a full disk (and may resume).
+    pub(crate) fn is_storage_full(&self) -> bool {
+        self.is_poisoned() && locking::lock(&self.state).storage_full
+    }
+
+    /// Whether an append should probe for space now: the writer is
+    /// poisoned by a full disk and the last probe is `interval` ago.
+    /// Records the probe time when it says yes.
+    pub(crate) fn storage_probe_due(&self, interval: Duration) -> bool {
+        let mut s = locking::lock(&self.state);
+        if s.poisoned.is_none() || !s.storage_full {
+            return false;
+        }
+        let now = Instant::now();
+        if s.probed_at
+            .is_some_and(|t| now.duration_since(t) < interval)
+        {
+            return false;
+        }
+        s.probed_at = Some(now);
+        true
+    }
+
+    /// The writer was rewound to `durable` (which is the durable offset):
+    /// clears the poisoning and starts a new generation of handles.
+    /// Called under the writer lock.
+    pub(crate) fn rewound(&self, durable: u64) {
+        let mut s = locking::lock(&self.state);
+        debug_assert_eq!(s.durable_offset, durable);
+        let ended = s.generation;
+        s.rewinds.push_back((ended, durable));
+        while s.rewinds.len() > REWINDS_REMEMBERED_MAX {
+            s.rewinds.pop_front();
+        }
+        s.generation = ended + 1;
+        s.poisoned = None;
+        s.storage_full = false;
+        s.probed_at = None;
+        self.generation.store(ended + 1, Ordering::Release);
+        self.next_offset.store(durable, Ordering::Release);
+        self.poisoned.store(false, Ordering::Release);
     }
 
     /// Everything below `offset` is durable: wake whoever waits for it.
@@ -101,30 +181,42 @@ impl Progress {
         let ready: Vec<u64> = s
             .wakers
             .iter()
-            .filter(|(_, (t, _))| *t <= offset)
+            .filter(|(_, (t, g, _))| *t <= offset && *g == s.generation)
             .map(|(id, _)| *id)
             .collect();
         let wakers: Vec<Waker> = ready
             .into_iter()
             .filter_map(|id| s.wakers.remove(&id))
-            .map(|(_, w)| w)
+            .map(|(_, _, w)| w)
             .collect();
         drop(s);
         self.cond.notify_all();
         wakers.into_iter().for_each(Waker::wake);
     }
 
-    /// Marks the partition permanently failed.
+    /// Marks the partition failed: appends are refused until a restart
+    /// (or, for a full disk, until `storage_full.rs` rewinds it).
     pub(crate) fn poison(&self, cause: String) {
+        self.poison_with(cause, false);
+    }
+
+    /// As [`Progress::poison`], saying whether the failure was a full disk.
+    pub(crate) fn poison_with(&self, cause: String, storage_full: bool) {
         let mut s = locking::lock(&self.state);
         if s.poisoned.is_none() {
-            tracing::error!(topic = %self.topic, partition = self.partition, %cause, "partition writer poisoned");
+            if storage_full {
+                tracing::error!(topic = %self.topic, partition = self.partition, %cause, "disk full: partition refuses appends until space returns");
+            } else {
+                tracing::error!(topic = %self.topic, partition = self.partition, %cause, "partition writer poisoned");
+            }
             s.poisoned = Some(cause);
+            s.storage_full = storage_full;
+            s.probed_at = Some(Instant::now());
         }
         self.poisoned.store(true, Ordering::Release);
         let wakers: Vec<Waker> = std::mem::take(&mut s.wakers)
             .into_values()
-            .map(|(_, w)| w)
+            .map(|(_, _, w)| w)
             .collect();
         drop(s);
         self.cond.notify_all();
@@ -137,23 +229,38 @@ impl Progress {
         self.closed.store(true, Ordering::Release);
         let wakers: Vec<Waker> = std::mem::take(&mut s.wakers)
             .into_values()
-            .map(|(_, w)| w)
+            .map(|(_, _, w)| w)
             .collect();
         drop(s);
         self.cond.notify_all();
         wakers.into_iter().for_each(Waker::wake);
     }
 
-    fn check(&self, s: &WaitState, target: u64) -> Option<Result<(), LogError>> {
+    fn check(&self, s: &WaitState, target: u64, generation: u64) -> Option<Result<(), LogError>> {
+        if generation != s.generation {
+            // Made before a rewind: what was durable when its generation
+            // ended is all it can count on.
+            let durable_then = s
+                .rewinds
+                .iter()
+                .find(|(g, _)| *g == generation)
+                .map(|(_, d)| *d);
+            return Some(match durable_then {
+                Some(d) if d >= target => Ok(()),
+                _ => Err(LogError::StorageFull {
+                    topic: self.topic.clone(),
+                    partition: self.partition,
+                    cause: "the batch was written before the disk filled up and was \
+                            removed unacknowledged when appends resumed"
+                        .into(),
+                }),
+            });
+        }
         if s.durable_offset >= target {
             return Some(Ok(()));
         }
-        if let Some(cause) = &s.poisoned {
-            return Some(Err(LogError::Poisoned {
-                topic: self.topic.clone(),
-                partition: self.partition,
-                cause: cause.clone(),
-            }));
+        if s.poisoned.is_some() {
+            return Some(Err(self.error_of(s)));
         }
         if s.closed {
             return Some(Err(LogError::Closed));
@@ -168,10 +275,21 @@ impl Progress {
         target: u64,
         timeout: Option<Duration>,
     ) -> Option<Result<(), LogError>> {
+        let generation = self.generation.load(Ordering::Acquire);
+        self.wait_in(target, generation, timeout)
+    }
+
+    /// As [`Progress::wait`], for a handle made in `generation`.
+    fn wait_in(
+        &self,
+        target: u64,
+        generation: u64,
+        timeout: Option<Duration>,
+    ) -> Option<Result<(), LogError>> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut s = locking::lock(&self.state);
         loop {
-            if let Some(r) = self.check(&s, target) {
+            if let Some(r) = self.check(&s, target, generation) {
                 return Some(r);
             }
             s = match deadline {
@@ -193,11 +311,12 @@ impl Progress {
     fn poll_target(
         &self,
         target: u64,
+        generation: u64,
         id: &mut Option<u64>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), LogError>> {
         let mut s = locking::lock(&self.state);
-        if let Some(r) = self.check(&s, target) {
+        if let Some(r) = self.check(&s, target, generation) {
             if let Some(i) = id.take() {
                 s.wakers.remove(&i);
             }
@@ -207,7 +326,7 @@ impl Progress {
             s.next_waker_id += 1;
             s.next_waker_id
         });
-        s.wakers.insert(i, (target, cx.waker().clone()));
+        s.wakers.insert(i, (target, generation, cx.waker().clone()));
         Poll::Pending
     }
 
@@ -225,14 +344,17 @@ impl Progress {
 pub struct Durable {
     progress: Arc<Progress>,
     target: u64,
+    generation: u64,
     waker_id: Option<u64>,
 }
 
 impl Durable {
     pub(crate) fn new(progress: Arc<Progress>, target: u64) -> Durable {
+        let generation = progress.generation.load(Ordering::Acquire);
         Durable {
             progress,
             target,
+            generation,
             waker_id: None,
         }
     }
@@ -246,13 +368,14 @@ impl Durable {
     /// Whether the covering fdatasync has completed.
     pub fn is_durable(&self) -> bool {
         self.progress.durable_offset() >= self.target
+            && self.progress.generation.load(Ordering::Acquire) == self.generation
     }
 
     /// Blocks until the append is durable. Fails with `Poisoned` if the
     /// covering write or fdatasync failed, `Closed` if the log closed first.
     pub fn wait(self) -> Result<(), LogError> {
         self.progress
-            .wait(self.target, None)
+            .wait_in(self.target, self.generation, None)
             .unwrap_or(Err(LogError::Closed))
     }
 }
@@ -263,7 +386,7 @@ impl Future for Durable {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         this.progress
-            .poll_target(this.target, &mut this.waker_id, cx)
+            .poll_target(this.target, this.generation, &mut this.waker_id, cx)
     }
 }
 

@@ -101,7 +101,7 @@ fn producer_snapshot(seg: &SealedSegment) -> Result<ProducerTable, LogError> {
 }
 
 /// Scans `bytes` into fresh indexes.
-fn index_bytes(
+pub(crate) fn index_bytes(
     bytes: &[u8],
     base: u64,
     interval: u32,

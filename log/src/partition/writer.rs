@@ -127,7 +127,7 @@ impl Partition {
             return Err(LogError::Closed);
         }
         if self.progress.is_poisoned() {
-            return Err(self.progress.poisoned_error());
+            self.resume_if_room(&mut w)?; // storage_full.rs
         }
         if let Some(p) = req.producer
             && let Admission::Duplicate(ack) = w.producers.admit(p)?
@@ -152,10 +152,13 @@ impl Partition {
                 .io
                 .write_all_at(&w.active.file, &w.active.log_path, &batch.bytes, pos)
         {
-            self.progress.poison(format!(
-                "write of {len} bytes at {pos} in {} failed: {e}",
-                w.active.log_path.display()
-            ));
+            self.progress.poison_with(
+                format!(
+                    "write of {len} bytes at {pos} in {} failed: {e}",
+                    w.active.log_path.display()
+                ),
+                crate::error::is_storage_full(&e),
+            );
             let err = LogError::io(&w.active.log_path, e);
             drop(w);
             if let Some(seal) = seal {
@@ -192,6 +195,9 @@ impl Partition {
             .store(w.next_offset, Ordering::Release);
         self.publish_written(&w);
         let target = w.next_offset;
+        // Made under the writer lock: a full-disk rewind (which holds it)
+        // starts a new generation that this handle must not belong to.
+        let durable = Durable::new(self.progress.clone(), target);
         if self.settings.durability == Durability::None {
             w.active
                 .visible_len
@@ -205,7 +211,7 @@ impl Partition {
         if let Some(seal) = seal {
             self.finish_seal(seal);
         }
-        Ok((ack, Durable::new(self.progress.clone(), target)))
+        Ok((ack, durable))
     }
 
     /// Publishes how far the active segment is written, for the syncer.
@@ -237,10 +243,13 @@ impl Partition {
     fn roll(&self, w: &mut Writer) -> Result<PendingSeal, LogError> {
         let res = self.roll_inner(w);
         if let Err(e) = &res {
-            self.progress.poison(format!(
-                "rolling segment {} failed: {e}",
-                w.active.log_path.display()
-            ));
+            self.progress.poison_with(
+                format!(
+                    "rolling segment {} failed: {e}",
+                    w.active.log_path.display()
+                ),
+                e.is_storage_full_io(),
+            );
         }
         res
     }
@@ -339,15 +348,26 @@ impl Partition {
     pub(crate) fn sync_done(&self, snap: &SyncSnapshot, res: std::io::Result<()>) {
         match res {
             Ok(()) => {
+                // Under the lock a full-disk rewind holds: a snapshot of a
+                // segment that is no longer the active one (rolled, which
+                // published it already, or rewound) publishes nothing.
+                let written = locking::lock(&self.written);
+                if !Arc::ptr_eq(&written.segment, &snap.segment) {
+                    return;
+                }
                 snap.segment
                     .visible_len
                     .fetch_max(snap.write_pos, Ordering::AcqRel);
                 self.progress.publish_durable(snap.next_offset);
+                drop(written);
             }
-            Err(e) => self.progress.poison(format!(
-                "fdatasync of {} failed: {e}",
-                snap.segment.log_path.display()
-            )),
+            Err(e) => self.progress.poison_with(
+                format!(
+                    "fdatasync of {} failed: {e}",
+                    snap.segment.log_path.display()
+                ),
+                crate::error::is_storage_full(&e),
+            ),
         }
     }
 
