@@ -143,6 +143,11 @@ pub struct HttpConfig {
     pub creations_in_flight_max: usize,
     /// Exception action links for the tracking page.
     pub action_links: ActionLinks,
+    /// Serve HTTPS with this certificate (the node's own identity: the
+    /// configured PEM files or the self-signed pair in the data
+    /// directory); `None` serves plain HTTP, for loopback and for a
+    /// TLS-terminating proxy in front.
+    pub tls: Option<crate::ingest::TlsSource>,
 }
 
 impl HttpConfig {
@@ -161,6 +166,7 @@ impl HttpConfig {
             sse_keep_alive_s: 15,
             creations_in_flight_max: 4096,
             action_links: ActionLinks::default(),
+            tls: None,
         }
     }
 }

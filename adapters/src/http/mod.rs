@@ -75,6 +75,9 @@ pub enum HttpError {
         #[source]
         source: std::io::Error,
     },
+    /// The TLS certificate or key could not be loaded.
+    #[error("https certificate: {0}")]
+    Tls(#[source] Box<crate::ingest::IngestError>),
 }
 
 /// A running HTTP server. Dropping it stops accepting and ends live streams.
@@ -168,9 +171,15 @@ pub async fn serve_http(config: HttpConfig, state: HttpState) -> Result<HttpHand
         addr: listen,
         source,
     })?;
+    let tls = match &config.tls {
+        Some(source) => Some(tokio_rustls::TlsAcceptor::from(
+            crate::ingest::https_server_config(source).map_err(|e| HttpError::Tls(Box::new(e)))?,
+        )),
+        None => None,
+    };
     // `tap_io` also gives the listener axum's `ConnectInfo<SocketAddr>`.
     let listener = axum::serve::ListenerExt::tap_io(
-        listener::BoundedListener::new(tcp, config.connections_max),
+        listener::BoundedListener::new(tcp, config.connections_max, tls),
         |s: &mut listener::BoundedStream| s.set_nodelay(),
     );
     let app = Arc::new(app::App::new(config, state, views));

@@ -69,6 +69,7 @@ pub use sink::{DeadLetter, IngestAck, IngestSink, ProducerSeq, SinkError};
 pub use tls::{
     SELF_SIGNED_CERT_FILE, SELF_SIGNED_KEY_FILE, SELF_SIGNED_NAMES, cert_fingerprint_sha256,
 };
+pub(crate) use tls::https_server_config;
 pub(crate) use transport::transport_config;
 pub use transport::{
     CONNECTION_RECEIVE_WINDOW_BYTES, CONNECTION_SEND_WINDOW_BYTES, STREAM_RECEIVE_WINDOW_BYTES,

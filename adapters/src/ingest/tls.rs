@@ -122,6 +122,21 @@ pub(crate) fn load_or_create(source: &TlsSource) -> Result<NodeIdentity, IngestE
     }
 }
 
+/// The HTTPS server configuration for the same identity: TLS 1.3 and 1.2
+/// (browsers and storefront back ends still speak 1.2), ALPN `http/1.1`.
+pub(crate) fn https_server_config(
+    source: &TlsSource,
+) -> Result<Arc<rustls::ServerConfig>, IngestError> {
+    let identity = load_or_create(source)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_single_cert(identity.chain, identity.key)?;
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(tls))
+}
+
 /// The TLS 1.3 server configuration with the Dropline ALPN and 0-RTT off.
 pub(crate) fn server_crypto(
     identity: NodeIdentity,
