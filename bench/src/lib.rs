@@ -4,6 +4,7 @@
 pub mod compare;
 pub mod delivery;
 pub mod disk;
+pub mod forensics;
 pub mod http;
 pub mod ingest;
 pub mod log;

@@ -140,6 +140,25 @@ enum BenchCommand {
         #[arg(long, default_value = "target/bench-pipeline")]
         dir: PathBuf,
     },
+    /// `dropline replay --tracking-number` for random parcels of a log built
+    /// by the real engine from a superdrop-shaped input.
+    Forensics {
+        /// Carrier events in the log.
+        #[arg(long, default_value_t = 10_000_000)]
+        events: u64,
+        /// Parcels to replay.
+        #[arg(long, default_value_t = 1000)]
+        lookups: usize,
+        /// Partitions of the input topics.
+        #[arg(long, default_value_t = 8)]
+        partitions: u32,
+        /// Workload seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Data directory (wiped first).
+        #[arg(long, default_value = "target/bench-forensics")]
+        dir: PathBuf,
+    },
     /// The same 250-byte records through Dropline's durable ingest and
     /// Redis Streams (appendfsync always and everysec), next to the disk's
     /// own fdatasync bandwidth. Needs Debian's redis-server.
@@ -280,6 +299,23 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 seed,
             };
             let report = dropline_bench::pipeline::run(&args)?;
+            report.print();
+        }
+        BenchCommand::Forensics {
+            events,
+            lookups,
+            partitions,
+            seed,
+            dir,
+        } => {
+            let args = dropline_bench::forensics::ForensicsArgs {
+                events,
+                lookups,
+                partitions,
+                dir,
+                seed,
+            };
+            let report = dropline_bench::forensics::run(&args)?;
             report.print();
         }
         BenchCommand::Compare {
