@@ -185,18 +185,18 @@ impl Chain {
         let rec = self.records[idx];
         let settings = self.rules.settings_for(&self.layer_chain(&rec));
         let texts = self.arena.get(rec.text_at);
-        let order_id = IdText::truncated(texts.order_id);
-        let buyer_id = IdText::truncated(texts.buyer_id);
+        let order_id = IdText::from_utf8_bytes(texts.order_id);
+        let buyer_id = IdText::from_utf8_bytes(texts.buyer_id);
         let marketplace =
             MarketplaceText::truncated(self.marketplaces.name(u32::from(rec.marketplace)));
-        let buyer = buyer_key(buyer_id.as_str());
+        let buyer = buyer_key(buyer_id.as_bytes());
         let tz_id = usize::from(rec.tz).min(self.zones.len().saturating_sub(1));
         let tz = self.zones.get(tz_id).copied().unwrap_or(chrono_tz::Tz::UTC);
         if self.zone_clocks.len() < self.zones.len() {
             self.zone_clocks
                 .resize(self.zones.len(), ZoneClock::default());
         }
-        let order = order_key(order_id.as_str());
+        let order = order_key(order_id.as_bytes());
         // The order's parcel count is read once per shipment, at its first
         // notification (orders arrive at checkout, days before).
         let multi_parcel = if rec.has(flag::MULTI_KNOWN) {

@@ -16,12 +16,21 @@ pub(crate) struct TextArena {
     pub(crate) dead: usize,
 }
 
-/// The strings of one block.
+/// The strings of one block, to store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Texts<'a> {
     pub(crate) tracking_number: &'a str,
     pub(crate) order_id: &'a str,
     pub(crate) buyer_id: &'a str,
+}
+
+/// The strings of one block as stored: UTF-8 by construction (copied whole
+/// from `&str`s bounded below 256 bytes), so reads skip re-validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TextBytes<'a> {
+    pub(crate) tracking_number: &'a [u8],
+    pub(crate) order_id: &'a [u8],
+    pub(crate) buyer_id: &'a [u8],
 }
 
 impl TextArena {
@@ -60,20 +69,21 @@ impl TextArena {
         pos - at as usize
     }
 
-    /// The strings of the block at `at` (empty strings if it is invalid).
-    pub(crate) fn get(&self, at: u32) -> Texts<'_> {
+    /// The strings of the block at `at` (empty if it is invalid).
+    #[inline]
+    pub(crate) fn get(&self, at: u32) -> TextBytes<'_> {
         let mut pos = at as usize;
-        let mut out = [""; 3];
+        let mut out: [&[u8]; 3] = [&[]; 3];
         for slot in &mut out {
             let Some(&len) = self.bytes.get(pos) else {
                 break;
             };
             let start = pos + 1;
             let end = (start + usize::from(len)).min(self.bytes.len());
-            *slot = std::str::from_utf8(&self.bytes[start..end]).unwrap_or("");
+            *slot = &self.bytes[start..end];
             pos = end;
         }
-        Texts {
+        TextBytes {
             tracking_number: out[0],
             order_id: out[1],
             buyer_id: out[2],
@@ -120,8 +130,12 @@ mod tests {
                 buyer_id: "B7",
             })
             .unwrap();
-        assert_eq!(arena.get(a), t);
-        assert_eq!(arena.get(b).buyer_id, "B7");
+        let got = arena.get(a);
+        assert_eq!(
+            (got.tracking_number, got.order_id, got.buyer_id),
+            (&b"1Z999"[..], &b"ORD-1"[..], &b""[..])
+        );
+        assert_eq!(arena.get(b).buyer_id, b"B7");
         assert_eq!(arena.block_len(a), 3 + 5 + 5);
         arena.free(a);
         assert_eq!(arena.dead, 13);

@@ -304,7 +304,7 @@ impl Chain {
         out: &mut Outputs,
     ) {
         self.advance(src.log_time_ms, out);
-        let key = opt_out_key(buyer_key(buyer_id), channel);
+        let key = opt_out_key(buyer_key(buyer_id.as_bytes()), channel);
         if self.opt_outs.set.contains(&key) {
             return;
         }
@@ -332,7 +332,7 @@ impl Chain {
         self.advance(src.log_time_ms, out);
         self.opt_outs
             .set
-            .remove(&opt_out_key(buyer_key(buyer_id), channel));
+            .remove(&opt_out_key(buyer_key(buyer_id.as_bytes()), channel));
     }
 
     pub(crate) fn dead_letter(
@@ -567,12 +567,15 @@ impl Chain {
         let tz = self.intern_zone(order.buyer_time_zone());
         let text_at = self.records[idx].text_at;
         let texts = self.arena.get(text_at);
-        if texts.order_id != order.order_id() {
-            self.order_counts.add(order_key(order.order_id()));
+        if texts.order_id != order.order_id().as_bytes() {
+            self.order_counts
+                .add(order_key(order.order_id().as_bytes()));
             self.records[idx].set(flag::MULTI_KNOWN, false);
         }
         let texts = self.arena.get(text_at);
-        if texts.order_id != order.order_id() || texts.buyer_id != order.buyer_id() {
+        if texts.order_id != order.order_id().as_bytes()
+            || texts.buyer_id != order.buyer_id().as_bytes()
+        {
             let fresh = crate::ops::arena::Texts {
                 tracking_number: tn_str,
                 order_id: order.order_id(),
@@ -708,7 +711,7 @@ impl Chain {
     }
 
     pub(crate) fn tracking_number_of(&self, idx: usize) -> TrackingNumber {
-        TrackingNumber::truncated(self.arena.get(self.records[idx].text_at).tracking_number)
+        TrackingNumber::from_utf8_bytes(self.arena.get(self.records[idx].text_at).tracking_number)
     }
 
     /// Pushes a decision, and into the case journal while an exception is open.

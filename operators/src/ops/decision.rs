@@ -124,13 +124,13 @@ impl Decision {
     pub fn encode(&self, out: &mut Vec<u8>) {
         let mut w = Writer::new(out);
         w.u8(DECISION_FORMAT_V1)
-            .str8(self.tracking_number.as_str())
+            .str8(self.tracking_number.as_bytes())
             .u8(self.kind as u8)
             .u64(self.log_time_ms);
         self.source.write(&mut w);
         w.u8(self.status as u8)
             .u8(self.sub_status as u8)
-            .str8(self.rule_id.as_str())
+            .str8(self.rule_id.as_bytes())
             .u8(self.channel.map_or(0, |c| c as u8));
         match self.intent_id {
             Some(id) => w.u8(1).u128(id.as_u128()),

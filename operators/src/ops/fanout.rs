@@ -78,10 +78,8 @@ pub(crate) struct OptOuts {
     pub(crate) set: HashSet<u64, PassThrough>,
 }
 
-pub(crate) fn buyer_key(buyer_id: &str) -> u64 {
-    StableHasher::new(seed::BUYER)
-        .bytes(buyer_id.as_bytes())
-        .finish64()
+pub(crate) fn buyer_key(buyer_id: &[u8]) -> u64 {
+    StableHasher::new(seed::BUYER).bytes(buyer_id).finish64()
 }
 
 pub(crate) fn opt_out_key(buyer: u64, channel: Channel) -> u64 {
@@ -115,10 +113,8 @@ pub(crate) struct Consolidation {
     pub(crate) swept_len: usize,
 }
 
-pub(crate) fn order_key(order_id: &str) -> u64 {
-    StableHasher::new(seed::ORDER)
-        .bytes(order_id.as_bytes())
-        .finish64()
+pub(crate) fn order_key(order_id: &[u8]) -> u64 {
+    StableHasher::new(seed::ORDER).bytes(order_id).finish64()
 }
 
 pub(crate) fn consolidation_key(order: u64, status: Status, channel: Channel) -> u64 {

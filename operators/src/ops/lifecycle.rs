@@ -239,13 +239,13 @@ impl Chain {
         let class = ExceptionClass::from_code(rec.exc_class).unwrap_or(ExceptionClass::Other);
         let texts = self.arena.get(rec.text_at);
         let order = rec.has(flag::HAS_ORDER).then(|| CaseOrder {
-            order_id: crate::ops::text::IdText::truncated(texts.order_id),
+            order_id: crate::ops::text::IdText::from_utf8_bytes(texts.order_id),
             marketplace: self
                 .marketplaces
                 .name(u32::from(rec.marketplace))
                 .to_string(),
             seller: self.sellers.name(rec.seller).to_string(),
-            buyer_id: crate::ops::text::IdText::truncated(texts.buyer_id),
+            buyer_id: crate::ops::text::IdText::from_utf8_bytes(texts.buyer_id),
             order_offset: rec.order_offset,
             promised_from_ms: (rec.promised_from_s != 0)
                 .then(|| i64::from(rec.promised_from_s) * 1000),

@@ -229,12 +229,12 @@ impl Chain {
                 w.u8(d.kind as u8)
                     .u64(d.log_time_ms)
                     .u64(d.offset)
-                    .str8(d.rule_id.as_str())
+                    .str8(d.rule_id.as_bytes())
                     .u8(d.channel.map_or(0, |c| c as u8));
             }
             w.u8(j.rules.len() as u8);
             for r in &j.rules {
-                w.str8(r.as_str());
+                w.str8(r.as_bytes());
             }
         }
     }

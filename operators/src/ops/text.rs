@@ -62,6 +62,22 @@ impl<const N: usize> InlineStr<N> {
         InlineStr::new(&text[..end]).unwrap_or_else(InlineStr::empty)
     }
 
+    /// Copies bytes that are UTF-8 by construction (taken whole from a
+    /// `&str`, like the text arena's blocks), cut to fit like
+    /// [`InlineStr::truncated`]. Text that fits is copied without
+    /// re-validation; anything else goes through `truncated`.
+    #[inline]
+    pub(crate) fn from_utf8_bytes(bytes: &[u8]) -> Self {
+        if bytes.len() <= N && N <= usize::from(u8::MAX) {
+            let mut out = InlineStr::empty();
+            out.bytes[..bytes.len()].copy_from_slice(bytes);
+            out.len = bytes.len() as u8;
+            out
+        } else {
+            InlineStr::truncated(std::str::from_utf8(bytes).unwrap_or(""))
+        }
+    }
+
     /// The text.
     pub fn as_str(&self) -> &str {
         // Construction only ever copies whole characters of a `&str`, so the

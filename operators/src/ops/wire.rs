@@ -88,8 +88,8 @@ impl<'a> Writer<'a> {
         self
     }
     /// A short string: one length byte (callers keep text under 256 bytes).
-    pub(crate) fn str8(&mut self, s: &str) -> &mut Self {
-        let bytes = s.as_bytes();
+    pub(crate) fn str8(&mut self, s: impl AsRef<[u8]>) -> &mut Self {
+        let bytes = s.as_ref();
         let len = bytes.len().min(usize::from(u8::MAX));
         self.u8(len as u8);
         self.out.extend_from_slice(&bytes[..len]);

@@ -120,7 +120,7 @@ impl Escalation {
         let mut w = Writer::new(out);
         w.u8(ESCALATION_FORMAT_V1)
             .u128(self.id.as_u128())
-            .str8(self.tracking_number.as_str())
+            .str8(self.tracking_number.as_bytes())
             .u8(self.kind as u8)
             .u8(self.class as u8)
             .u8(self.remediation as u8)
@@ -134,10 +134,10 @@ impl Escalation {
             }
             Some(o) => {
                 w.u8(1)
-                    .str8(o.order_id.as_str())
+                    .str8(o.order_id.as_bytes())
                     .str8(&o.marketplace)
                     .str8(&o.seller)
-                    .str8(o.buyer_id.as_str())
+                    .str8(o.buyer_id.as_bytes())
                     .u64(o.order_offset);
                 opt_i64(&mut w, o.promised_from_ms);
                 opt_i64(&mut w, o.promised_to_ms);
@@ -156,12 +156,12 @@ impl Escalation {
             w.u8(d.kind as u8)
                 .u64(d.log_time_ms)
                 .u64(d.offset)
-                .str8(d.rule_id.as_str())
+                .str8(d.rule_id.as_bytes())
                 .u8(d.channel.map_or(0, |c| c as u8));
         }
         w.u32(case.rules.len() as u32);
         for r in &case.rules {
-            w.str8(r.as_str());
+            w.str8(r.as_bytes());
         }
     }
 

@@ -126,7 +126,7 @@ impl ShipmentView {
     pub fn encode(&self, out: &mut Vec<u8>) {
         let mut w = Writer::new(out);
         w.u8(VIEW_FORMAT_V1)
-            .str8(self.tracking_number.as_str())
+            .str8(self.tracking_number.as_bytes())
             .u8(self.change as u8)
             .u64(self.updated_log_ms)
             .u8(self.carrier.map_or(0, |c| c as u8))
@@ -144,10 +144,10 @@ impl ShipmentView {
                     }
                     Some(l) => {
                         w.u8(1)
-                            .str8(l.city.as_str())
-                            .str8(l.region.as_str())
-                            .str8(l.postal_code.as_str())
-                            .str8(l.country.as_str());
+                            .str8(l.city.as_bytes())
+                            .str8(l.region.as_bytes())
+                            .str8(l.postal_code.as_bytes())
+                            .str8(l.country.as_bytes());
                     }
                 }
             }
