@@ -155,7 +155,9 @@ async fn delivers_on_every_channel_and_honours_opt_outs() {
         );
     }
 
-    out.hooks.wait_delivered(buyers as u64).await;
+    // Every webhook was answered before its notification finished, and the
+    // receiver records before it answers: no wait needed (its published
+    // count can lag when two requests end together).
     let hook_stats = out.hooks.stats();
     assert_eq!(hook_stats.bad_signature, 0);
     assert_eq!(hook_stats.delivered, buyers as u64);

@@ -106,8 +106,8 @@ async fn failed_sends_retry_dead_letter_and_replay() {
         u64::from(attempts) * buyers as u64
     );
     // Webhooks: the receiver failed every third request; all got through
-    // once.
-    out.hooks.wait_delivered(buyers as u64).await;
+    // once. (Every webhook finished above, after the receiver recorded
+    // it; its published count is not waited on, as it can lag.)
     let h = out.hooks.stats();
     assert!(h.injected_failures > 0);
     assert_eq!(h.delivered, buyers as u64);
