@@ -17,14 +17,14 @@
 //! Under backlog, low degrades to digests, then pauses (left in the log),
 //! then normal goes to digests; critical never waits for them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use dropline_log::{Log, LogError, Partition};
 use dropline_operators::model::{Channel, Priority, notify_topic};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::task::{JoinError, JoinSet};
 
 use super::channel::ChannelSender;
 use super::checkpoint::{Checkpoint, CheckpointError, PartitionProgress};
@@ -76,7 +76,15 @@ struct Reader {
     last_log_ms: u64,
 }
 
-type SendResult = (Message, usize, SendOutcome);
+/// A send in flight: the message stays here, not only in the task, so a
+/// task that panics gives its message back as a failed attempt instead of
+/// losing it (and its channel slot) for good.
+struct InFlightSend {
+    message: Arc<Message>,
+    slot: usize,
+}
+
+type Joined = Result<(tokio::task::Id, SendOutcome), JoinError>;
 
 /// Everything a worker needs besides its configuration.
 pub struct DeliveryDeps {
@@ -165,7 +173,8 @@ pub struct DeliveryWorker {
     scheduler: Scheduler,
     checkpoint: Checkpoint,
     readers: Vec<Reader>,
-    in_flight: JoinSet<SendResult>,
+    in_flight: JoinSet<SendOutcome>,
+    in_flight_sends: HashMap<tokio::task::Id, InFlightSend>,
     in_flight_per_channel: [usize; 4],
     in_flight_members: [usize; 12],
     levels: [DegradeLevel; 4],
@@ -216,6 +225,7 @@ impl DeliveryWorker {
             checkpoint,
             readers: Vec::new(),
             in_flight: JoinSet::new(),
+            in_flight_sends: HashMap::new(),
             in_flight_per_channel: [0; 4],
             in_flight_members: [0; 12],
             levels: [DegradeLevel::Normal; 4],
@@ -618,16 +628,44 @@ impl DeliveryWorker {
                 self.in_flight_per_channel[ci(ch)] += 1;
                 self.in_flight_members[class.index()] += message.members.len();
                 let sender = sender.clone();
-                self.in_flight.spawn(async move {
-                    let outcome = sender.send(&message, slot, now_ms, &token).await;
-                    (message, slot, outcome)
-                });
+                let message = Arc::new(message);
+                let sending = Arc::clone(&message);
+                let task = self
+                    .in_flight
+                    .spawn(async move { sender.send(&sending, slot, now_ms, &token).await });
+                self.in_flight_sends
+                    .insert(task.id(), InFlightSend { message, slot });
             }
         }
         wait
     }
 
-    fn complete(&mut self, (message, slot, outcome): SendResult) {
+    /// A send task ended: with an outcome, or by panicking (counted as a
+    /// failed attempt, so the message is retried and, past its attempts,
+    /// dead-lettered).
+    fn joined(&mut self, joined: Joined) {
+        let (id, outcome) = match joined {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::error!(error = %e, "a send task failed; the send counts as a failed attempt");
+                (
+                    e.id(),
+                    SendOutcome::Retryable {
+                        error: format!("send task failed: {e}"),
+                        retry_after_ms: None,
+                    },
+                )
+            }
+        };
+        let Some(InFlightSend { message, slot }) = self.in_flight_sends.remove(&id) else {
+            return;
+        };
+        // The task has ended, so this is normally the only reference.
+        let message = Arc::try_unwrap(message).unwrap_or_else(|shared| (*shared).clone());
+        self.complete(message, slot, outcome);
+    }
+
+    fn complete(&mut self, message: Message, slot: usize, outcome: SendOutcome) {
         let now_ms = self.clock.now_ms();
         let ch = message.channel;
         let class = Class {
@@ -726,10 +764,10 @@ impl DeliveryWorker {
                 wake_ms = wake_ms.min(self.config.checkpoint_interval_ms.max(1));
             }
             tokio::select! {
-                Some(Ok(done)) = self.in_flight.join_next(), if !self.in_flight.is_empty() => {
-                    self.complete(done);
-                    while let Some(Ok(done)) = self.in_flight.try_join_next() {
-                        self.complete(done);
+                Some(joined) = self.in_flight.join_next_with_id(), if !self.in_flight.is_empty() => {
+                    self.joined(joined);
+                    while let Some(joined) = self.in_flight.try_join_next_with_id() {
+                        self.joined(joined);
                     }
                     self.process_effects()?;
                 }
@@ -739,17 +777,15 @@ impl DeliveryWorker {
         }
         let drain = tokio::time::timeout(Duration::from_millis(SHUTDOWN_DRAIN_MS), async {
             let mut done = Vec::new();
-            while let Some(r) = self.in_flight.join_next().await {
-                if let Ok(r) = r {
-                    done.push(r);
-                }
+            while let Some(joined) = self.in_flight.join_next_with_id().await {
+                done.push(joined);
             }
             done
         })
         .await
         .unwrap_or_default();
-        for d in drain {
-            self.complete(d);
+        for joined in drain {
+            self.joined(joined);
         }
         self.process_effects()?;
         self.checkpoint_if_due(true)?;

@@ -1,18 +1,20 @@
-//! Email over SMTP (lettre, tokio transport). The idempotency key is the
-//! `Message-ID` (and `X-Dropline-Idempotency-Key`), so a receiving system
-//! can drop a repeat; every message has an unsubscribe link and the
-//! one-click `List-Unsubscribe` headers (RFC 8058).
+//! Email over SMTP (lettre builds the message and speaks the protocol; the
+//! connections are [`SmtpPool`]'s, whose sends are bounded in time). The
+//! idempotency key is the `Message-ID` (and `X-Dropline-Idempotency-Key`),
+//! so a receiving system can drop a repeat; every message has an
+//! unsubscribe link and the one-click `List-Unsubscribe` headers (RFC 8058).
 
 use std::time::Duration;
 
+use lettre::Message as Email;
 use lettre::message::Mailbox;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message as Email, Tokio1Executor};
 use serde::{Deserialize, Serialize};
 
 use super::super::notification::Message;
 use super::super::scheduler::SendOutcome;
 use super::render::render;
+use super::smtp_pool::SmtpPool;
 
 /// Header with the idempotency key on emails.
 pub const EMAIL_IDEMPOTENCY_HEADER: &str = "X-Dropline-Idempotency-Key";
@@ -31,16 +33,17 @@ pub struct EmailConfig {
     /// Base URL of the node's HTTP endpoint for unsubscribe links
     /// (`<base>/delivery/unsubscribe?token=...`).
     pub unsubscribe_base_url: String,
-    /// Connections kept open to the server.
+    /// Idle connections kept open to the server.
     pub pool_connections_max: u32,
-    /// SMTP command timeout, ms.
+    /// Bound on one whole send (connect, every command, the server's final
+    /// reply), ms; past it the send is retried on a new connection.
     pub timeout_ms: u64,
 }
 
 /// Sends email.
 pub struct EmailSender {
     config: EmailConfig,
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    pool: SmtpPool,
     from: Option<Mailbox>,
 }
 
@@ -55,18 +58,15 @@ impl std::fmt::Debug for EmailSender {
 impl EmailSender {
     /// A sender with `config` (plain SMTP, no TLS: loopback relays).
     pub fn new(config: EmailConfig) -> EmailSender {
-        let pool =
-            lettre::transport::smtp::PoolConfig::new().max_size(config.pool_connections_max.max(1));
-        let transport =
-            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(config.host.clone())
-                .port(config.port)
-                .timeout(Some(Duration::from_millis(config.timeout_ms.max(1))))
-                .pool_config(pool)
-                .build();
+        let pool = SmtpPool::new(
+            &config.host,
+            config.port,
+            usize::try_from(config.pool_connections_max).unwrap_or(usize::MAX),
+        );
         EmailSender {
             from: config.from.parse().ok(),
             config,
-            transport,
+            pool,
         }
     }
 
@@ -123,13 +123,18 @@ impl EmailSender {
                 };
             }
         };
-        match self.transport.send(email).await {
-            Ok(_) => SendOutcome::Accepted,
+        let timeout = Duration::from_millis(self.config.timeout_ms.max(1));
+        match self
+            .pool
+            .send(email.envelope(), &email.formatted(), timeout)
+            .await
+        {
+            Ok(()) => SendOutcome::Accepted,
             Err(e) if e.is_permanent() => SendOutcome::Permanent {
-                error: format!("SMTP: {e}"),
+                error: e.to_string(),
             },
             Err(e) => SendOutcome::Retryable {
-                error: format!("SMTP: {e}"),
+                error: e.to_string(),
                 retry_after_ms: None,
             },
         }

@@ -12,6 +12,7 @@ pub mod push;
 pub mod render;
 pub mod signature;
 pub mod sms;
+pub mod smtp_pool;
 pub mod webhook;
 
 use std::time::Duration;
