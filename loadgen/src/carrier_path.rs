@@ -292,17 +292,18 @@ impl WebhookTarget {
         let Ok(permit) = self.inflight.clone().acquire_owned().await else {
             return;
         };
-        let push = Push {
-            carrier,
-            body: render_webhook_batch(carrier, &journeys(&scans)),
-            intended_us: scans.iter().map(|(_, t)| *t).collect(),
-            ids: scans.iter().map(|(e, _)| Identity::Scan.of(e)).collect(),
-        };
         let url = format!("{}/webhooks/{}", self.rig.base_url(), carrier.as_str());
         let secret = self.rig.secrets.get(carrier).clone();
         let (client, config) = (self.client.clone(), self.config.clone());
         let (recorder, ledger) = (self.recorder.clone(), self.ledger.clone());
+        // Rendering happens off the sender, which must keep the schedule.
         tokio::spawn(async move {
+            let push = Push {
+                carrier,
+                body: render_webhook_batch(carrier, &journeys(&scans)),
+                intended_us: scans.iter().map(|(_, t)| *t).collect(),
+                ids: scans.iter().map(|(e, _)| Identity::Scan.of(e)).collect(),
+            };
             deliver(&client, &url, &secret, &config, push, &recorder, &ledger).await;
             drop(permit);
         });

@@ -54,6 +54,26 @@ fn tick_label(v: f64) -> String {
     }
 }
 
+/// The step of 1, 2 or 5 times a power of ten nearest above `raw`, so
+/// that axis ticks fall on round numbers.
+fn nice_step(raw: f64) -> f64 {
+    if !(raw.is_finite() && raw > 0.0) {
+        return 1.0;
+    }
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let f = raw / magnitude;
+    let nice = if f <= 1.0 {
+        1.0
+    } else if f <= 2.0 {
+        2.0
+    } else if f <= 5.0 {
+        5.0
+    } else {
+        10.0
+    };
+    nice * magnitude
+}
+
 /// A line chart as an `<svg>` element. With `y_log` the y axis is base 10
 /// logarithmic (values at or below 0 are drawn at the bottom); `x_labels`
 /// optionally names x positions (else five evenly spaced numbers).
@@ -116,8 +136,10 @@ pub fn line_chart(
             .map(|e| 10f64.powi(e as i32))
             .collect()
     } else {
-        (0..=4)
-            .map(|i| ly0 + (ly1 - ly0) * f64::from(i) / 4.0)
+        let step = nice_step((ly1 - ly0) / 4.0);
+        (0..)
+            .map(|i| ly0 + step * f64::from(i))
+            .take_while(|v| *v <= ly1)
             .collect()
     };
     for v in y_ticks {
@@ -133,12 +155,15 @@ pub fn line_chart(
     }
     let x_ticks: Vec<(f64, String)> = match x_labels {
         Some(l) => l.to_vec(),
-        None => (0..=4)
-            .map(|i| {
-                let v = x0 + (x1 - x0) * f64::from(i) / 4.0;
-                (v, tick_label(v))
-            })
-            .collect(),
+        None => {
+            let step = nice_step((x1 - x0) / 5.0);
+            let first = (x0 / step).ceil() * step;
+            (0..)
+                .map(|i| first + step * f64::from(i))
+                .take_while(|v| *v <= x1 + step * 1e-9)
+                .map(|v| (v, tick_label(v)))
+                .collect()
+        }
     };
     for (v, label) in x_ticks {
         let x = px(v);
@@ -292,10 +317,17 @@ pub fn percentile_chart(
                 .collect(),
         })
         .collect();
-    let labels: Vec<(f64, String)> = [0.0, 0.9, 0.99, 0.999, 0.9999, 0.99999]
-        .iter()
-        .map(|q| (nines(*q), format!("{}%", q * 100.0)))
-        .collect();
+    let labels: Vec<(f64, String)> = [
+        (0.0, "0%"),
+        (0.9, "90%"),
+        (0.99, "99%"),
+        (0.999, "99.9%"),
+        (0.9999, "99.99%"),
+        (0.99999, "99.999%"),
+    ]
+    .iter()
+    .map(|(q, label)| (nines(*q), (*label).to_string()))
+    .collect();
     line_chart(
         title,
         "percentile",
@@ -330,6 +362,16 @@ pub fn render(report: &LoadReport) -> String {
         escape(&report.node),
         escape(&report.orders_to)
     );
+    page.push_str(&throughput_chart(&snap.timeline));
+    page.push_str(&latency_over_time_chart(&snap.timeline));
+    page.push_str(&percentile_chart(
+        "Latency percentiles (from intended send time)",
+        &[
+            ("events", "#3b82f6", &snap.event_latency_us),
+            ("orders", "#f59e0b", &snap.order_latency_us),
+            ("sender lag", "#9aa5b1", &snap.send_lag_us),
+        ],
+    ));
     page.push_str("<table><tr><th>figure</th><th>value</th></tr>");
     if let serde_json::Value::Object(m) = report.to_json() {
         for (k, v) in m {
@@ -342,19 +384,60 @@ pub fn render(report: &LoadReport) -> String {
         }
     }
     page.push_str("</table>");
-    page.push_str(&throughput_chart(&snap.timeline));
-    page.push_str(&latency_over_time_chart(&snap.timeline));
-    page.push_str(&percentile_chart(
-        "Latency percentiles (from intended send time)",
-        &[
-            ("events", "#3b82f6", &snap.event_latency_us),
-            ("orders", "#f59e0b", &snap.order_latency_us),
-            ("sender lag", "#9aa5b1", &snap.send_lag_us),
-        ],
-    ));
     page.push_str(
         "<p>Latency is measured from each item's intended send time, so a stalled sender or target \
          shows in every item that waited behind it (no coordinated omission).</p></body></html>\n",
     );
     page
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_fall_on_round_numbers() {
+        assert_eq!(nice_step(0.37), 0.5);
+        assert_eq!(nice_step(1_913.0), 2_000.0);
+        assert_eq!(nice_step(7.0), 10.0);
+        assert_eq!(nice_step(0.0), 1.0);
+    }
+
+    #[test]
+    fn a_chart_draws_one_polyline_per_series_and_escapes_text() {
+        let svg = line_chart(
+            "a <b> & c",
+            "x",
+            "y",
+            &[
+                Series {
+                    name: "one".into(),
+                    color: "#000",
+                    points: vec![(0.0, 1.0), (1.0, 2.0), (2.0, 4.0)],
+                },
+                Series {
+                    name: "two".into(),
+                    color: "#f00",
+                    points: vec![(0.0, 3.0), (2.0, 1.0)],
+                },
+            ],
+            false,
+            None,
+        );
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+        assert_eq!(svg.matches("<polyline").count(), 2);
+        assert!(svg.contains("a &lt;b&gt; &amp; c"));
+    }
+
+    #[test]
+    fn the_percentile_plot_reaches_the_maximum() {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+        for v in 1..=10_000u64 {
+            h.record(v * 100).unwrap();
+        }
+        let svg = percentile_chart("p", &[("events", "#00f", &h)]);
+        assert_eq!(svg.matches("<polyline").count(), 1);
+        assert!(svg.contains("99.9%"));
+        assert!(svg.contains(">1000<"), "a tick at 1000 ms: {svg}");
+    }
 }

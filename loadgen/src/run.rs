@@ -191,6 +191,13 @@ impl Session {
         })
     }
 
+    /// Sets the receiver of the orders' marketplace webhooks (before
+    /// [`Session::drive`]; a benchmark starts its receiver on the node's
+    /// log, so only after the session).
+    pub fn set_hooks_url(&mut self, url: Option<String>) {
+        self.config.hooks_url = url;
+    }
+
     /// The embedded node's log.
     pub fn log(&self) -> Option<&Arc<Log>> {
         self.node.as_ref().map(EmbeddedNode::log)
