@@ -9,6 +9,7 @@ mod adapter;
 mod admin;
 mod bench;
 mod carrier_sim;
+mod loadgen;
 mod log;
 mod normalize;
 mod provider_sim;
@@ -41,6 +42,8 @@ enum Command {
     Status(admin::NodeArgs),
     /// Switch a running node's drop mode.
     DropMode(admin::DropModeArgs),
+    /// Seeded open-loop load (superdrop, steady, burst) with an HTML report.
+    Loadgen(Box<loadgen::LoadgenArgs>),
     /// Run the SMS and push provider simulator.
     ProviderSim(provider_sim::ProviderSimArgs),
     /// Create and list topics.
@@ -74,6 +77,7 @@ pub(crate) fn run() -> ExitCode {
         Command::Replay(args) => replay::run(args),
         Command::Status(args) => admin::status(args),
         Command::DropMode(args) => admin::drop_mode(args),
+        Command::Loadgen(args) => loadgen::run(*args),
         Command::ProviderSim(args) => provider_sim::run(args),
         Command::Topics(args) => topics::run(args),
         Command::Log(args) => log::run(args),
