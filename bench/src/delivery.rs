@@ -15,26 +15,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use dropline_adapters::delivery::channel::{
-    EmailConfig, EmailSender, PushConfig, PushSender, SmsConfig, SmsSender, SmsSenderNumber,
-    WebhookConfig, WebhookSender,
-};
-use dropline_adapters::delivery::{
-    ChannelSender, DeliveryConfig, DeliveryDeps, DeliveryMetrics, DeliveryWorker, Notification,
-    OptOutStore, PlaintextContacts, Rate, SystemDeliveryClock, delivery_router, seed,
-};
-use dropline_loadgen::provider_sim::{
-    Faults, LONG_CODE_LIMIT, ProviderSimConfig, SHORT_CODE_LIMIT, SenderKind, SmsSenderConfig,
-    TOLL_FREE_LIMIT, run_provider_sim,
-};
-use dropline_loadgen::sinks::{SmtpSink, SmtpSinkError, WebhookSink, WebhookSinkConfig};
+use dropline_adapters::delivery::{Notification, seed};
+use dropline_loadgen::sinks::SmtpSinkError;
 use dropline_log::{Log, LogConfig, LogError};
 use dropline_operators::model::{Carrier, Channel, Contact, Priority, ShipmentOrder, Status};
 
 use crate::Report;
+use crate::delivery_rig::{DeliveryRig, SmsPool, Smtp};
 
-const WEBHOOK_SECRET: &[u8] = b"bench-webhook-secret";
-const OPT_OUT_SECRET: &[u8] = b"bench-opt-out-secret";
 const ORDERS_TOPIC: &str = "orders";
 
 /// Arguments of the delivery bench.
@@ -174,75 +162,21 @@ async fn run_async(args: &DeliveryBenchArgs) -> Result<Report, DeliveryBenchErro
     let dir = tempfile::tempdir()?;
     let log = Arc::new(Log::open(LogConfig::new(dir.path().join("log")))?);
     seed::create_topics(&log, ORDERS_TOPIC, args.partitions)?;
-    let opt_outs = Arc::new(
-        OptOutStore::open(log.clone(), OPT_OUT_SECRET).map_err(|e| start_err("opt-outs", e))?,
-    );
-    let metrics = Arc::new(DeliveryMetrics::default());
-
-    // The node's callback endpoints (receipts, STOP).
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-    let node_url = format!("http://{}", listener.local_addr()?);
-    let app = delivery_router(opt_outs.clone(), metrics.clone());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-
     // The outside world.
-    let mut sim_cfg = ProviderSimConfig::local();
-    sim_cfg.sms_senders.clear();
-    let mut pool = Vec::new();
-    for (kind, n, prefix, limit) in [
-        (
-            SenderKind::ShortCode,
-            args.short_codes,
-            "5550",
-            SHORT_CODE_LIMIT,
-        ),
-        (
-            SenderKind::TollFree,
-            args.toll_free,
-            "+1888555",
-            TOLL_FREE_LIMIT,
-        ),
-        (
-            SenderKind::LongCode,
-            args.long_codes,
-            "+1555000",
-            LONG_CODE_LIMIT,
-        ),
-    ] {
-        for k in 0..n {
-            let number = format!("{prefix}{k:04}");
-            sim_cfg.sms_senders.push(SmsSenderConfig {
-                number: number.clone(),
-                kind,
-            });
-            pool.push(SmsSenderNumber {
-                number,
-                rate: Rate {
-                    per_second: limit.per_second,
-                    burst: limit.burst,
-                },
-            });
-        }
-    }
-    let sms_ceiling_per_s: f64 = pool.iter().map(|s| s.rate.per_second).sum();
-    sim_cfg.faults = Faults {
-        error_500_ppm: args.error_500_ppm,
-        ..Faults::default()
-    };
-    sim_cfg.inbound_url = Some(format!("{node_url}/delivery/sms/inbound"));
-    let sim = run_provider_sim(sim_cfg)
-        .await
-        .map_err(|e| start_err("provider simulator", e))?;
-    let smtp = SmtpSink::start()?;
-    let hooks = WebhookSink::start(WebhookSinkConfig {
-        secret: WEBHOOK_SECRET.to_vec(),
-        tolerance_s: 300,
-        fail_every: 0,
-        fail_status: 503,
-    })
+    let rig = DeliveryRig::start(
+        &log,
+        SmsPool {
+            long_codes: args.long_codes,
+            toll_free: args.toll_free,
+            short_codes: args.short_codes,
+        },
+        args.error_500_ppm,
+        Smtp::Required,
+    )
     .await?;
+    let metrics = rig.metrics.clone();
+    let sms_ceiling_per_s = rig.sms_ceiling_per_s;
+    let hooks_base = rig.hooks_url();
 
     // A superdrop-shaped backlog: every buyer's order, then a burst of
     // intents, 20% critical, 40% normal, 40% low, over the four channels
@@ -255,14 +189,14 @@ async fn run_async(args: &DeliveryBenchArgs) -> Result<Report, DeliveryBenchErro
             i,
             &format!("DL{i:010}"),
             &format!("SD-{i}"),
-            &hooks.base_url(),
+            &hooks_base,
         ));
         if i % 20 == 0 {
             orders.push(order(
                 i,
                 &format!("DM{i:010}"),
                 &format!("SD-{i}"),
-                &hooks.base_url(),
+                &hooks_base,
             ));
         }
     }
@@ -311,65 +245,13 @@ async fn run_async(args: &DeliveryBenchArgs) -> Result<Report, DeliveryBenchErro
         *per_channel.entry(n.channel).or_default() += 1;
     }
 
-    let now = now_ms();
-    let senders = vec![
-        Arc::new(ChannelSender::Webhook(WebhookSender::new(WebhookConfig {
-            default_secret: WEBHOOK_SECRET.to_vec(),
-            ..WebhookConfig::default()
-        }))),
-        Arc::new(ChannelSender::Email(EmailSender::new(EmailConfig {
-            host: "127.0.0.1".into(),
-            port: smtp.port(),
-            from: "Dropline <notify@dropline.test>".into(),
-            unsubscribe_base_url: node_url.clone(),
-            pool_connections_max: 8,
-            timeout_ms: 10_000,
-        }))),
-        Arc::new(ChannelSender::Sms(SmsSender::new(
-            SmsConfig {
-                base_url: sim.base_url(),
-                account_sid: "ACdropline".into(),
-                auth_token: "token".into(),
-                senders: pool,
-                status_callback_url: Some(format!("{node_url}/delivery/sms/status")),
-                rate_margin: 0.97,
-                timeout_ms: 10_000,
-            },
-            now,
-        ))),
-        Arc::new(ChannelSender::Push(PushSender::new(
-            PushConfig {
-                base_url: sim.base_url(),
-                project: "dropline-demo".into(),
-                bearer_token: "token".into(),
-                rate: Rate {
-                    per_second: 10_000.0,
-                    burst: 10_000,
-                },
-                timeout_ms: 10_000,
-            },
-            now,
-        ))),
-    ];
-    let mut cfg = DeliveryConfig::new(dir.path().join("delivery.ckpt"));
-    cfg.quiet_hours = None;
-    cfg.buyer_cap = None;
-    cfg.digest_window_ms = 5_000;
-    cfg.idle_poll_ms = 5;
-    let worker = DeliveryWorker::new(
-        cfg,
-        DeliveryDeps {
-            log: log.clone(),
-            clock: Arc::new(SystemDeliveryClock),
-            senders,
-            opt_outs,
-            opener: Arc::new(PlaintextContacts),
-            metrics: metrics.clone(),
-        },
-    )
-    .map_err(|e| start_err("delivery worker", e))?;
+    let mut handle = rig.start_worker(log.clone(), dir.path().join("delivery.ckpt"), |cfg| {
+        cfg.quiet_hours = None;
+        cfg.buyer_cap = None;
+        cfg.digest_window_ms = 5_000;
+        cfg.idle_poll_ms = 5;
+    })?;
     let started = Instant::now();
-    let mut handle = worker.start();
     handle.wait_finished(args.notifications).await;
     let wall_s = started.elapsed().as_secs_f64();
     handle
@@ -377,37 +259,8 @@ async fn run_async(args: &DeliveryBenchArgs) -> Result<Report, DeliveryBenchErro
         .await
         .map_err(|e| start_err("delivery worker", e))?;
 
-    let sim_stats = sim.stats();
-    let hook_stats = hooks.stats();
-    let mails = smtp.received();
-    let mail_repeats = mails.iter().filter(|m| m.duplicate).count() as u64;
-    let mut seen = std::collections::HashSet::new();
-    let mail_double = mails
-        .iter()
-        .filter(|m| !m.duplicate && !seen.insert(m.idempotency_key.clone()))
-        .count() as u64;
-    let mut seen = std::collections::HashSet::new();
-    let sim_double = sim
-        .messages()
-        .iter()
-        .filter(|m| !seen.insert(m.idempotency_key.clone()))
-        .count() as u64;
-    // Webhook bodies list the intents they carry: an intent in two
-    // delivered bodies would be a duplicate notification.
-    let mut seen = std::collections::HashSet::new();
-    let hook_double = hooks
-        .received()
-        .iter()
-        .flat_map(|r| {
-            r.body["updates"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|u| u["intent_id"].as_str().unwrap_or("").to_string())
-        })
-        .filter(|id| !seen.insert(id.clone()))
-        .count() as u64;
+    let sim_stats = rig.providers.stats();
+    let repeats = rig.repeats();
 
     let load = |c: Channel,
                 f: fn(
@@ -440,7 +293,7 @@ async fn run_async(args: &DeliveryBenchArgs) -> Result<Report, DeliveryBenchErro
     let mut r = Report::new("delivery");
     r.set("notifications", args.notifications)
         .set("delivered", delivered)
-        .set("duplicates", mail_double + sim_double + hook_double)
+        .set("duplicates", repeats.delivered_twice)
         .set("rate_limit_violations", sim_stats.violations)
         .set("dead_letters", dead)
         .set_f64(
@@ -491,11 +344,8 @@ async fn run_async(args: &DeliveryBenchArgs) -> Result<Report, DeliveryBenchErro
                 .sum::<u64>(),
         )
         .set("rejected_429", sim_stats.rejected_429)
-        .set(
-            "repeats_dropped_by_sinks",
-            sim_stats.duplicates + mail_repeats + hook_stats.duplicates,
-        )
-        .set("webhook_bad_signatures", hook_stats.bad_signature)
+        .set("repeats_dropped_by_sinks", repeats.dropped_by_sinks)
+        .set("webhook_bad_signatures", rig.hooks.stats().bad_signature)
         .set_f64(
             "cost_per_update_micro",
             if delivered == 0 {
@@ -508,6 +358,6 @@ async fn run_async(args: &DeliveryBenchArgs) -> Result<Report, DeliveryBenchErro
         .set("partitions", args.partitions);
     r.note("latency: intent event log time (all appended at t0, a backlog) to provider acceptance");
     r.note("duplicates: an update delivered twice at a sink; repeats_dropped_by_sinks: re-sends the sinks dropped by key");
-    sim.shutdown().await;
+    rig.shutdown().await;
     Ok(r)
 }
