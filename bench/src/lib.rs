@@ -3,7 +3,9 @@
 
 pub mod compare;
 pub mod delivery;
+pub mod delivery_rig;
 pub mod disk;
+pub mod e2e;
 pub mod forensics;
 pub mod http;
 pub mod ingest;

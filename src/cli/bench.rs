@@ -140,6 +140,44 @@ enum BenchCommand {
         #[arg(long, default_value = "target/bench-pipeline")]
         dir: PathBuf,
     },
+    /// A superdrop through the whole path: carrier webhooks, adapter,
+    /// QUIC, log, engine, fan-out and delivery, in one process.
+    E2e {
+        /// Orders in the superdrop (10 to 20 scans each).
+        #[arg(long, default_value_t = 200_000)]
+        orders: u64,
+        /// Traffic seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Partitions of the input topics.
+        #[arg(long, default_value_t = 8)]
+        partitions: u32,
+        /// Engine workers.
+        #[arg(long, default_value_t = 2)]
+        workers: u32,
+        /// Scans per carrier webhook body.
+        #[arg(long, default_value_t = 64)]
+        scans_per_webhook: usize,
+        /// Webhooks in flight.
+        #[arg(long, default_value_t = 64)]
+        inflight: usize,
+        /// Seconds delivery may take after processing to drain critical
+        /// notifications.
+        #[arg(long, default_value_t = 30)]
+        delivery_wait_s: u64,
+        /// SMS long codes in the sender pool (1/s each).
+        #[arg(long, default_value_t = 10)]
+        long_codes: u32,
+        /// SMS toll-free numbers in the pool (3/s each).
+        #[arg(long, default_value_t = 2)]
+        toll_free: u32,
+        /// SMS short codes in the pool (100/s each).
+        #[arg(long, default_value_t = 1)]
+        short_codes: u32,
+        /// Data directory of the node (wiped first).
+        #[arg(long, default_value = "target/bench-e2e")]
+        dir: PathBuf,
+    },
     /// `dropline replay --tracking-number` for random parcels of a log built
     /// by the real engine from a superdrop-shaped input.
     Forensics {
@@ -299,6 +337,37 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 seed,
             };
             let report = dropline_bench::pipeline::run(&args)?;
+            report.print();
+        }
+        BenchCommand::E2e {
+            orders,
+            seed,
+            partitions,
+            workers,
+            scans_per_webhook,
+            inflight,
+            delivery_wait_s,
+            long_codes,
+            toll_free,
+            short_codes,
+            dir,
+        } => {
+            let args = dropline_bench::e2e::E2eArgs {
+                orders,
+                seed,
+                partitions,
+                workers,
+                scans_per_webhook,
+                inflight,
+                delivery_wait_s,
+                sms_pool: dropline_bench::delivery_rig::SmsPool {
+                    long_codes,
+                    toll_free,
+                    short_codes,
+                },
+                dir: Some(dir),
+            };
+            let report = dropline_bench::e2e::run(&args)?;
             report.print();
         }
         BenchCommand::Forensics {
