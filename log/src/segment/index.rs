@@ -64,6 +64,38 @@ pub(crate) struct IndexBuilder {
     last_sparse_position: Option<u32>,
     pub(crate) first_time_ms: Option<u64>,
     pub(crate) last_time_ms: u64,
+    /// A sorted copy of a prefix of `keys`, for lookups.
+    lookup: KeyLookupCache,
+}
+
+/// Key entries of the active segment not yet in the sorted copy, past
+/// which a lookup merges them in. Below it, a lookup scans them linearly
+/// (a few microseconds).
+pub(crate) const LOOKUP_UNSORTED_ENTRIES_MAX: usize = 4096;
+
+/// A sorted copy of the first `covered` key entries of an active segment,
+/// built by the first key lookup that needs it and extended by later ones.
+///
+/// Why lazily and not on every append: appends are the hot path and most
+/// segments are never looked up by key while active; forensic lookups
+/// (`dropline replay`) on a busy node were scanning hundreds of thousands
+/// of unsorted entries per topic. Each refresh sorts only the new entries
+/// and merges them, so a lookup costs O(log n) plus at most
+/// [`LOOKUP_UNSORTED_ENTRIES_MAX`] scanned entries, amortized.
+#[derive(Debug, Default)]
+struct KeyLookupCache(std::sync::Mutex<SortedPrefix>);
+
+#[derive(Debug, Default, Clone)]
+struct SortedPrefix {
+    covered: usize,
+    /// `(hash, position)` of `keys[..covered]`, sorted.
+    entries: Vec<(u64, u32)>,
+}
+
+impl Clone for KeyLookupCache {
+    fn clone(&self) -> Self {
+        KeyLookupCache(std::sync::Mutex::new(crate::locking::lock(&self.0).clone()))
+    }
 }
 
 impl IndexBuilder {
@@ -131,17 +163,59 @@ impl IndexBuilder {
         }
     }
 
-    /// Batch positions holding records whose key hashes to `hash`.
+    /// Batch positions holding records whose key hashes to `hash`, in
+    /// ascending order.
     pub(crate) fn key_positions(&self, hash: u64) -> Vec<u32> {
-        let mut v: Vec<u32> = self
-            .keys
+        let mut sorted = crate::locking::lock(&self.lookup.0);
+        if self.keys.len() - sorted.covered > LOOKUP_UNSORTED_ENTRIES_MAX {
+            let mut new: Vec<(u64, u32)> = self.keys[sorted.covered..]
+                .iter()
+                .map(|e| (e.hash, e.position))
+                .collect();
+            new.sort_unstable();
+            let old = std::mem::take(&mut sorted.entries);
+            sorted.entries = merge_sorted(old, new);
+            sorted.covered = self.keys.len();
+        }
+        let start = sorted.entries.partition_point(|&(h, _)| h < hash);
+        let mut v: Vec<u32> = sorted.entries[start..]
             .iter()
-            .filter(|e| e.hash == hash)
-            .map(|e| e.position)
+            .take_while(|&&(h, _)| h == hash)
+            .map(|&(_, p)| p)
             .collect();
+        v.extend(
+            self.keys[sorted.covered..]
+                .iter()
+                .filter(|e| e.hash == hash)
+                .map(|e| e.position),
+        );
+        drop(sorted);
+        // Positions of the sorted part ascend, and every unsorted entry was
+        // appended after them, so its positions are not smaller.
         v.dedup();
         v
     }
+}
+
+/// Merges two sorted vectors into one.
+fn merge_sorted(a: Vec<(u64, u32)>, b: Vec<(u64, u32)>) -> Vec<(u64, u32)> {
+    if a.is_empty() {
+        return b;
+    }
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i] <= b[j] {
+            out.push(a[i]);
+            i += 1;
+        } else {
+            out.push(b[j]);
+            j += 1;
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
 }
 
 /// The fixed header of an index file.
@@ -363,5 +437,52 @@ impl IndexBody<'_> {
             i += 1;
         }
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sorted-prefix lookup answers exactly what a scan of every entry
+    /// answers, before and after refreshes, with keys repeated within and
+    /// across batches.
+    #[test]
+    fn active_key_lookup_equals_a_full_scan() {
+        let mut b = IndexBuilder::new(4096);
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut position = 0u32;
+        let mut rel = 0u32;
+        for round in 0..40 {
+            for _ in 0..150 {
+                let keys: Vec<Vec<u8>> = (0..8)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        format!("TRK{}", x % 700).into_bytes()
+                    })
+                    .collect();
+                b.add_batch(position, rel, 0, 0, Some(keys.iter().map(Vec::as_slice)));
+                position += 2000;
+                rel += 8;
+            }
+            for k in (0..700).step_by(37 + round) {
+                let hash = key_hash(format!("TRK{k}").as_bytes());
+                let mut naive: Vec<u32> = b
+                    .keys
+                    .iter()
+                    .filter(|e| e.hash == hash)
+                    .map(|e| e.position)
+                    .collect();
+                naive.dedup();
+                assert_eq!(b.key_positions(hash), naive, "round {round} key {k}");
+            }
+        }
+        assert!(crate::locking::lock(&b.lookup.0).covered > LOOKUP_UNSORTED_ENTRIES_MAX);
+        // A clone answers the same.
+        let c = b.clone();
+        let hash = key_hash(b"TRK5");
+        assert_eq!(c.key_positions(hash), b.key_positions(hash));
     }
 }
