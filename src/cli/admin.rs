@@ -24,15 +24,24 @@ pub(crate) struct NodeArgs {
 
 impl NodeArgs {
     fn token(&self) -> anyhow::Result<String> {
-        match &self.token {
-            Some(t) => Ok(t.clone()),
-            None => {
-                let path = self.data_dir.join(ADMIN_TOKEN_FILE);
-                Ok(std::fs::read_to_string(&path)
-                    .with_context(|| format!("reading {} (or give --token)", path.display()))?
-                    .trim()
-                    .to_string())
-            }
+        admin_token(self.token.as_deref(), &self.data_dir)
+    }
+}
+
+/// The admin token: `given`, or the one the node wrote to its data
+/// directory.
+pub(crate) fn admin_token(
+    given: Option<&str>,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<String> {
+    match given {
+        Some(t) => Ok(t.to_string()),
+        None => {
+            let path = data_dir.join(ADMIN_TOKEN_FILE);
+            Ok(std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {} (or give --token)", path.display()))?
+                .trim()
+                .to_string())
         }
     }
 }

@@ -38,12 +38,17 @@ pub(crate) struct ReplayArgs {
     /// Print JSON instead of the readable report.
     #[arg(long)]
     json: bool,
-    /// Data directory (the node must be stopped).
+    /// Data directory (the node must be stopped), or with `--node` the
+    /// one holding the node's `admin.token`.
     #[arg(long, default_value = "./dropline-data")]
     data_dir: PathBuf,
-    /// Ask a running node instead (`http://127.0.0.1:7480`).
+    /// Ask a running node instead (`http://127.0.0.1:7480`); forensics is
+    /// an admin route, so this needs the admin token.
     #[arg(long)]
     node: Option<String>,
+    /// Admin token for `--node` (default: `admin.token` in `--data-dir`).
+    #[arg(long)]
+    token: Option<String>,
 }
 
 fn time(text: &str) -> anyhow::Result<u64> {
@@ -78,8 +83,12 @@ pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             if let Some(at) = at {
                 url.push_str(&format!("?at={at}"));
             }
+            let token = super::admin::admin_token(args.token.as_deref(), &args.data_dir)?;
             super::runtime()?.block_on(async {
-                let response = reqwest::get(&url)
+                let response = reqwest::Client::new()
+                    .get(&url)
+                    .bearer_auth(token)
+                    .send()
                     .await
                     .with_context(|| format!("GET {url}"))?;
                 let status = response.status();
