@@ -250,6 +250,16 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     );
     let _ = writeln!(
         out,
+        "# HELP dropline_http_views_tail_errors_total Failed reads of shipment-views/orders (logged, retried)."
+    );
+    let _ = writeln!(out, "# TYPE dropline_http_views_tail_errors_total counter");
+    let _ = writeln!(
+        out,
+        "dropline_http_views_tail_errors_total {}",
+        load(&v.tail_errors)
+    );
+    let _ = writeln!(
+        out,
         "# HELP dropline_http_views_evicted_total Shipments forgotten to stay within views_max."
     );
     let _ = writeln!(out, "# TYPE dropline_http_views_evicted_total counter");

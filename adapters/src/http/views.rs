@@ -143,7 +143,15 @@ pub struct ViewStoreStats {
     pub undecodable: AtomicU64,
     /// Shipments forgotten to stay within `views_max`.
     pub evicted: AtomicU64,
+    /// Reads of `shipment-views` or `orders` that failed (a corrupt batch,
+    /// a poisoned partition); each is logged and retried with back-off.
+    pub tail_errors: AtomicU64,
 }
+
+/// First wait before a failed tail read is retried, ms (doubling).
+pub const TAIL_RETRY_MS_MIN: u64 = 100;
+/// Longest wait between retries of a failed tail read, ms.
+pub const TAIL_RETRY_MS_MAX: u64 = 10_000;
 
 /// The store. Share with `Arc`.
 #[derive(Debug)]
@@ -444,6 +452,7 @@ impl ViewStore {
         let initial_end = part.durable_offset();
         let mut pending = true;
         let mut next = part.start_offset();
+        let mut retry_ms = TAIL_RETRY_MS_MIN;
         let result = loop {
             if pending && next >= initial_end {
                 pending = false;
@@ -455,11 +464,37 @@ impl ViewStore {
                     next = start;
                     continue;
                 }
-                Err(e) => break Err(e),
+                Err(LogError::Closed) => break Err(LogError::Closed),
+                Err(e) => {
+                    // Tracking pages of this partition stop changing until
+                    // the read succeeds: say so, count it, and keep trying
+                    // (a poisoned partition or a repaired segment recovers).
+                    self.stats.tail_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(
+                        topic = %part.topic(),
+                        partition = part.id(),
+                        offset = next,
+                        error = %e,
+                        retry_ms,
+                        "view store cannot read; tracking pages of this partition are stale"
+                    );
+                    tokio::time::sleep(std::time::Duration::from_millis(retry_ms)).await;
+                    retry_ms = (retry_ms * 2).min(TAIL_RETRY_MS_MAX);
+                    continue;
+                }
             };
+            retry_ms = TAIL_RETRY_MS_MIN;
             if batches.is_empty() {
-                if let Err(e) = part.data_ready(next).await {
-                    break Err(e);
+                match part.data_ready(next).await {
+                    Ok(()) => {}
+                    Err(LogError::Closed) => break Err(LogError::Closed),
+                    Err(e) => {
+                        // Poisoned: nothing new arrives until the partition
+                        // is reopened; wait without spinning.
+                        tracing::warn!(topic = %part.topic(), partition = part.id(), error = %e, "view store waiting on a failed partition");
+                        tokio::time::sleep(std::time::Duration::from_millis(retry_ms)).await;
+                        retry_ms = (retry_ms * 2).min(TAIL_RETRY_MS_MAX);
+                    }
                 }
                 continue;
             }
