@@ -7,9 +7,12 @@
 //! Two figures are timed: the chain alone over events already validated
 //! (`events_per_s`), and validation of the archives (what the engine pays
 //! per event to read them in place), reported separately and combined in
-//! `events_per_s_with_access`. Output buffers are drained every batch, as
-//! the engine does after appending them. State size is taken at the peak
-//! number of active shipments and counts everything the chain holds.
+//! `events_per_s_with_access`. Consecutive events go to the chain in runs
+//! of at most `EVENTS_PER_CALL` through its batch entry point
+//! (`Chain::on_events`, which prefetches the state of the next events), and
+//! output buffers are drained between runs, as the engine does. State size
+//! is taken at the peak number of active shipments and counts everything
+//! the chain holds.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +21,7 @@ use dropline_loadgen::workload::{WorkItem, Workload, WorkloadConfig};
 use dropline_operators::model::{
     ArchivedCarrierEvent, CarrierEvent, EventDecodeError, ShipmentOrder,
 };
-use dropline_operators::ops::{Chain, ChainConfig, Outputs, Rules, SourceRef};
+use dropline_operators::ops::{Chain, ChainConfig, EventInput, Outputs, Rules, SourceRef};
 
 use crate::report::{Report, max_rss_mb};
 
@@ -35,6 +38,10 @@ pub struct OperatorsArgs {
     pub batch_records: usize,
     /// Run the chain in drop mode.
     pub drop_mode: bool,
+    /// Hand events to the chain one at a time (`Chain::on_event`, no
+    /// prefetching) instead of in runs, to measure what the batch entry
+    /// point gains.
+    pub per_event: bool,
 }
 
 impl Default for OperatorsArgs {
@@ -45,6 +52,7 @@ impl Default for OperatorsArgs {
             seed: WorkloadConfig::default().seed,
             batch_records: 65_536,
             drop_mode: false,
+            per_event: false,
         }
     }
 }
@@ -71,8 +79,13 @@ pub enum OperatorsBenchError {
 }
 
 /// Decisions buffered before the harness drains the outputs (the engine
-/// drains after each input batch; a small drain keeps outputs in cache).
+/// drains after each call into the chain; a small drain keeps outputs in
+/// cache).
 const OUTPUT_DRAIN_DECISIONS: usize = 1024;
+
+/// Most consecutive events handed to the chain in one call (the engine
+/// hands over an input batch's events in calls of the same size).
+const EVENTS_PER_CALL: usize = 256;
 
 enum Record {
     Order(Box<ShipmentOrder>),
@@ -173,18 +186,26 @@ pub fn run(args: &OperatorsArgs) -> Result<Report, OperatorsBenchError> {
 
         let t = Instant::now();
         let mut next_event = 0;
+        let mut run: Vec<EventInput<'_>> = Vec::with_capacity(EVENTS_PER_CALL);
         for (log_ms, r) in &records {
+            let run_max = if args.per_event { 1 } else { EVENTS_PER_CALL };
+            if !matches!(r, Record::Event { .. }) || run.len() >= run_max {
+                chain.on_events(&run, &mut out);
+                run.clear();
+                if out.decisions.len() >= OUTPUT_DRAIN_DECISIONS {
+                    totals.drain(&mut out);
+                }
+            }
             match r {
                 Record::Order(o) => {
                     chain.on_order(SourceRef::order(0, offset, *log_ms), o.as_ref(), &mut out);
                     totals.orders += 1;
                 }
                 Record::Event { .. } => {
-                    chain.on_event(
-                        SourceRef::event(0, offset, *log_ms),
-                        refs[next_event],
-                        &mut out,
-                    );
+                    run.push(EventInput {
+                        source: SourceRef::event(0, offset, *log_ms),
+                        event: refs[next_event],
+                    });
                     next_event += 1;
                     totals.events += 1;
                 }
@@ -194,10 +215,8 @@ pub fn run(args: &OperatorsArgs) -> Result<Report, OperatorsBenchError> {
                 }
             }
             offset += 1;
-            if out.decisions.len() >= OUTPUT_DRAIN_DECISIONS {
-                totals.drain(&mut out);
-            }
         }
+        chain.on_events(&run, &mut out);
         totals.drain(&mut out);
         chain_time += t.elapsed();
 
@@ -247,6 +266,7 @@ pub fn run(args: &OperatorsArgs) -> Result<Report, OperatorsBenchError> {
             1,
         )
         .set("drop_mode", args.drop_mode)
+        .set("per_event", args.per_event)
         .set_f64(
             "generate_s",
             generate_time.as_secs_f64() + setup.as_secs_f64(),

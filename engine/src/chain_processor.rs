@@ -12,12 +12,17 @@ use std::sync::Arc;
 
 use dropline_operators::model::{CarrierEvent, Channel, ShipmentOrder};
 use dropline_operators::ops::outputs::{InputTopic, Outputs, SourceRef as ChainSource};
-use dropline_operators::ops::{Chain, ChainConfig, Rules, SnapshotError};
+use dropline_operators::ops::{Chain, ChainConfig, EventInput, Rules, SnapshotError};
 
 use crate::control::ControlRecord;
 use crate::input::{InputKind, SourceRef};
 use crate::output::{OutputSink, OutputTopic};
-use crate::processor::{Processor, ProcessorFactory};
+use crate::processor::{DataRecord, Processor, ProcessorFactory};
+
+/// Most events handed to the chain per call: enough for its prefetching to
+/// run ahead, few enough that the outputs drained after each call stay in
+/// cache.
+const EVENTS_PER_CALL: usize = 256;
 
 /// Runs the operator chain of one partition.
 pub struct ChainProcessor {
@@ -85,6 +90,16 @@ impl ChainProcessor {
         o.clear();
     }
 
+    /// Runs the chain over gathered events and drains its outputs.
+    fn flush_events(&mut self, run: &mut Vec<EventInput<'_>>, out: &mut OutputSink) {
+        if run.is_empty() {
+            return;
+        }
+        self.chain.on_events(run, &mut self.outputs);
+        run.clear();
+        self.drain(out);
+    }
+
     fn dead_letter_undecodable(
         &mut self,
         src: SourceRef,
@@ -147,6 +162,35 @@ impl Processor for ChainProcessor {
             InputKind::Control => {}
         }
         self.drain(out);
+    }
+
+    fn on_records(&mut self, records: &[DataRecord<'_>], out: &mut OutputSink) {
+        let mut run: Vec<EventInput<'_>> = Vec::with_capacity(EVENTS_PER_CALL);
+        for r in records {
+            if r.src.input != InputKind::CarrierEvents {
+                self.flush_events(&mut run, out);
+                self.on_record(r.src, r.key, r.value, out);
+                continue;
+            }
+            match CarrierEvent::access(r.value) {
+                Ok(event) => {
+                    run.push(EventInput {
+                        source: chain_source(r.src),
+                        event,
+                    });
+                    if run.len() == EVENTS_PER_CALL {
+                        self.flush_events(&mut run, out);
+                    }
+                }
+                Err(e) => {
+                    // The chain's outputs of the events before it go first,
+                    // so each topic keeps record order.
+                    self.flush_events(&mut run, out);
+                    self.dead_letter_undecodable(r.src, r.value, &e.to_string(), out);
+                }
+            }
+        }
+        self.flush_events(&mut run, out);
     }
 
     fn on_tick(&mut self, log_time_ms: u64, out: &mut OutputSink) {
@@ -300,6 +344,81 @@ mod tests {
             .iter()
             .flat_map(|b| b.records().map(|(k, v)| (b.topic, k.to_vec(), v.to_vec())))
             .collect()
+    }
+
+    #[test]
+    fn a_batch_of_records_gives_what_one_record_at_a_time_gives() {
+        use dropline_operators::model::{Contact, ShipmentOrder};
+        let t0 = 1_700_000_000_000u64;
+        let mut values: Vec<(InputKind, Vec<u8>, Vec<u8>)> = Vec::new();
+        for i in 0..700u64 {
+            let tn = format!("1ZB{:04}", i % 90);
+            if i % 90 == i && i % 3 == 0 {
+                let order = ShipmentOrder {
+                    tracking_number: tn.clone(),
+                    carrier: Carrier::Ups,
+                    marketplace: "m".into(),
+                    seller: "s".into(),
+                    order_id: format!("o-{}", i / 2),
+                    skus: vec![],
+                    buyer_id: format!("b-{}", i % 7),
+                    promised_from_ms: 0,
+                    promised_to_ms: 0,
+                    buyer_locale: "en-US".into(),
+                    buyer_time_zone: "UTC".into(),
+                    destination_postal_code: "1".into(),
+                    drop: false,
+                    contacts: vec![Contact {
+                        channel: Channel::Sms,
+                        address: "sealed:x".into(),
+                        consent: true,
+                    }],
+                };
+                values.push((InputKind::Orders, tn.clone().into_bytes(), order.encode()));
+            }
+            let (status, sub) = [
+                (Status::PickedUp, SubStatus::Accepted),
+                (Status::InTransit, SubStatus::ArrivalScan),
+                (Status::OutForDelivery, SubStatus::OnVehicle),
+                (Status::Delivered, SubStatus::LeftSafePlace),
+            ][(i / 90) as usize % 4];
+            let value = match i % 97 {
+                13 => b"garbage".to_vec(),
+                29 => event("", status, sub, i as i64),
+                _ => event(&tn, status, sub, i as i64 * 1000),
+            };
+            values.push((InputKind::CarrierEvents, tn.into_bytes(), value));
+        }
+        let records: Vec<DataRecord<'_>> = values
+            .iter()
+            .enumerate()
+            .map(|(i, (input, k, v))| DataRecord {
+                src: SourceRef {
+                    input: *input,
+                    partition: 0,
+                    offset: i as u64,
+                    log_time_ms: t0 + i as u64 * 10_000,
+                },
+                key: k,
+                value: v,
+            })
+            .collect();
+        let factory = ChainFactory::with_defaults();
+        let (mut one, mut all) = (factory.create(0, 1), factory.create(0, 1));
+        let (mut s1, mut s2) = (OutputSink::default(), OutputSink::default());
+        for r in &records {
+            one.on_record(r.src, r.key, r.value, &mut s1);
+        }
+        for chunk in records.chunks(300) {
+            all.on_records(chunk, &mut s2);
+        }
+        let (o1, o2) = (collect(&mut s1), collect(&mut s2));
+        assert!(o1.iter().any(|(t, _, _)| *t == OutputTopic::DeadLetters));
+        assert!(
+            o1.iter()
+                .any(|(t, _, _)| matches!(t, OutputTopic::Notify(..)))
+        );
+        assert_eq!(o1, o2);
     }
 
     #[test]

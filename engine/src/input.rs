@@ -100,8 +100,9 @@ pub struct InputRecord<'a> {
 pub trait InputBatch {
     /// The batch's position.
     fn meta(&self) -> BatchMeta;
-    /// Calls `f` for each record in offset order.
-    fn for_each_record(&self, f: &mut dyn FnMut(InputRecord<'_>));
+    /// Calls `f` for each record in offset order. The records borrow the
+    /// batch, so a caller may gather them and process them together.
+    fn for_each_record<'a>(&'a self, f: &mut dyn FnMut(InputRecord<'a>));
     /// Number of records.
     fn record_count(&self) -> u64 {
         let m = self.meta();

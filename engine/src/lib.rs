@@ -39,5 +39,5 @@ pub use input::{BatchMeta, InputBatch, InputKind, InputRecord, SourceRef};
 pub use merge::{InputPosition, Merger, Readiness};
 pub use metrics::Metrics;
 pub use output::{OutputBatch, OutputSequences, OutputSink, OutputTopic};
-pub use processor::{Processor, ProcessorFactory};
+pub use processor::{DataRecord, Processor, ProcessorFactory};
 pub use task::{Effect, PartitionTask, StepOutput, StepResult, TaskConfig};

@@ -17,7 +17,7 @@ impl InputBatch for dropline_log::BatchView {
         }
     }
 
-    fn for_each_record(&self, f: &mut dyn FnMut(InputRecord<'_>)) {
+    fn for_each_record<'a>(&'a self, f: &mut dyn FnMut(InputRecord<'a>)) {
         for r in self.records() {
             f(InputRecord {
                 offset: r.offset,

@@ -14,10 +14,31 @@ use crate::control::ControlRecord;
 use crate::input::SourceRef;
 use crate::output::OutputSink;
 
+/// A data record of an input batch, with where it comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataRecord<'a> {
+    /// The record's source.
+    pub src: SourceRef,
+    /// Its key.
+    pub key: &'a [u8],
+    /// Its value.
+    pub value: &'a [u8],
+}
+
 /// A deterministic processor of one partition's merged inputs.
 pub trait Processor: Send {
     /// A data record from `orders` or `carrier-events`.
     fn on_record(&mut self, src: SourceRef, key: &[u8], value: &[u8], out: &mut OutputSink);
+
+    /// The data records of one input batch, in offset order. Must produce
+    /// exactly what [`Processor::on_record`] on each in turn produces; a
+    /// processor overrides it to work on several records at once (the
+    /// operator chain prefetches the state of the next ones).
+    fn on_records(&mut self, records: &[DataRecord<'_>], out: &mut OutputSink) {
+        for r in records {
+            self.on_record(r.src, r.key, r.value, out);
+        }
+    }
 
     /// Log time advanced to `log_time_ms` (a tick): fire due timers.
     fn on_tick(&mut self, log_time_ms: u64, out: &mut OutputSink);

@@ -26,7 +26,7 @@ use crate::output::{
     OUTPUT_BATCH_BYTES_MAX, OUTPUT_BATCH_RECORDS_MAX, OutputBatch, OutputSequences, OutputSink,
     OutputTopic,
 };
-use crate::processor::Processor;
+use crate::processor::{DataRecord, Processor};
 
 /// Settings of a partition task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,6 +144,9 @@ pub struct PartitionTask<P, B> {
     batches_since_checkpoint: u64,
     checkpoint_log_ms: u64,
     tick_requested_at_ms: [Option<u64>; INPUT_COUNT],
+    /// Reused buffer for a batch's data records (always empty between
+    /// steps).
+    records_scratch: Vec<DataRecord<'static>>,
 }
 
 impl<P: Processor, B: InputBatch> PartitionTask<P, B> {
@@ -176,6 +179,7 @@ impl<P: Processor, B: InputBatch> PartitionTask<P, B> {
             batches_since_checkpoint: 0,
             checkpoint_log_ms: log_time_ms,
             tick_requested_at_ms: [None; INPUT_COUNT],
+            records_scratch: Vec::new(),
         }
     }
 
@@ -310,6 +314,27 @@ impl<P: Processor, B: InputBatch> PartitionTask<P, B> {
         }
         let partition = input.topic_partition(self.config.partition);
         let owner = self.config.partition;
+        if input != InputKind::Control {
+            // Data records go to the processor together (it may prefetch
+            // state ahead); the scratch vector keeps its allocation.
+            let mut records: Vec<DataRecord<'_>> = std::mem::take(&mut self.records_scratch);
+            batch.for_each_record(&mut |r| {
+                records.push(DataRecord {
+                    src: SourceRef {
+                        input,
+                        partition,
+                        offset: r.offset,
+                        log_time_ms: r.log_time_ms,
+                    },
+                    key: r.key,
+                    value: r.value,
+                });
+            });
+            processor.on_records(&records, sink);
+            let count = records.len() as u64;
+            self.records_scratch = recycle(records);
+            return count;
+        }
         let mut count = 0u64;
         batch.for_each_record(&mut |r| {
             count += 1;
@@ -319,10 +344,6 @@ impl<P: Processor, B: InputBatch> PartitionTask<P, B> {
                 offset: r.offset,
                 log_time_ms: r.log_time_ms,
             };
-            if input != InputKind::Control {
-                processor.on_record(src, r.key, r.value, sink);
-                return;
-            }
             match ControlRecord::decode(r.value) {
                 Ok(rec @ (ControlRecord::DropMode { .. } | ControlRecord::DropWindow { .. })) => {
                     drop.apply(&rec);
@@ -396,6 +417,18 @@ impl<P: Processor, B: InputBatch> PartitionTask<P, B> {
     pub fn dirty(&self) -> bool {
         self.batches_since_checkpoint > 0
     }
+}
+
+/// Empties a batch's record buffer and keeps its allocation for the next
+/// batch: an empty vector collected in place into the `'static` element
+/// type (the records borrowed the batch, which is gone).
+#[expect(
+    clippy::unnecessary_filter_map,
+    reason = "the filter_map changes the element lifetime; it keeps no element"
+)]
+fn recycle(mut records: Vec<DataRecord<'_>>) -> Vec<DataRecord<'static>> {
+    records.clear();
+    records.into_iter().filter_map(|_| None).collect()
 }
 
 /// Dead-letter value for a control record the engine could not read:

@@ -48,7 +48,7 @@ impl InputBatch for Batch {
     fn meta(&self) -> BatchMeta {
         self.0.meta
     }
-    fn for_each_record(&self, f: &mut dyn FnMut(InputRecord<'_>)) {
+    fn for_each_record<'a>(&'a self, f: &mut dyn FnMut(InputRecord<'a>)) {
         for (i, (k, v)) in self.0.records.iter().enumerate() {
             f(InputRecord {
                 offset: self.0.meta.base_offset + i as u64,

@@ -31,6 +31,7 @@ use crate::ops::order_input::OrderInput;
 use crate::ops::outputs::{
     DeadLetter, DeadLetterReason, OrderField, Outputs, ShipmentView, SourceRef, ViewChange,
 };
+use crate::ops::prefetch::prefetch_item;
 use crate::ops::rules::{LayerId, Rules};
 use crate::ops::shipment::{NO_OFFSET, Shipment, flag, secs_u32, secs_u32_signed};
 use crate::ops::table::Index;
@@ -43,6 +44,23 @@ const TEXT_BYTES_PER_SHIPMENT_EXPECTED: usize = 48;
 
 /// Longest seller name kept, bytes.
 pub const SELLER_BYTES_MAX: usize = 64;
+
+/// Events ahead of the current one whose table slot is prefetched.
+const PREFETCH_SLOT_AHEAD: usize = 6;
+/// Events ahead whose record is prefetched (its slot arrived meanwhile).
+const PREFETCH_RECORD_AHEAD: usize = 3;
+/// Events ahead whose text block is prefetched (its record arrived).
+const PREFETCH_TEXT_AHEAD: usize = 1;
+
+/// A carrier event for [`Chain::on_events`]: where it is in the log, and
+/// the event read in place.
+#[derive(Clone, Copy, Debug)]
+pub struct EventInput<'a> {
+    /// The record.
+    pub source: SourceRef,
+    /// The event.
+    pub event: &'a ArchivedCarrierEvent,
+}
 
 /// Counters for metrics (not part of snapshots; they restart at zero).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -104,6 +122,9 @@ pub struct Chain {
     pub(crate) drop_mode: bool,
     pub(crate) live: u32,
     pub(crate) stats: ChainStats,
+    /// Scratch of [`Chain::on_events`]: each event's table key and the
+    /// record guessed for it (derived; not in snapshots).
+    pub(crate) batch_keys: Vec<((u64, u32), u32)>,
 }
 
 pub(crate) fn status_of(s: &crate::model::status::ArchivedStatus) -> Status {
@@ -183,6 +204,7 @@ impl Chain {
             drop_mode: false,
             live: 0,
             stats: ChainStats::default(),
+            batch_keys: Vec::new(),
             rules,
             config,
         };
@@ -388,6 +410,52 @@ impl Chain {
 
     /// Applies one carrier event (read in place from the log).
     pub fn on_event(&mut self, src: SourceRef, event: &ArchivedCarrierEvent, out: &mut Outputs) {
+        let key = key_of(event.tracking_number.as_str().as_bytes());
+        self.on_event_keyed(src, event, key, out);
+    }
+
+    /// Applies carrier events in order, with the same outputs and state as
+    /// [`Chain::on_event`] on each in turn. Faster on large state: while an
+    /// event is processed, the table slots, records and text of the next
+    /// few are prefetched (see `ops::prefetch`), so their cache misses
+    /// overlap instead of following one another.
+    pub fn on_events(&mut self, events: &[EventInput<'_>], out: &mut Outputs) {
+        let mut keys = std::mem::take(&mut self.batch_keys);
+        keys.clear();
+        keys.extend(events.iter().map(|e| {
+            (
+                key_of(e.event.tracking_number.as_str().as_bytes()),
+                u32::MAX,
+            )
+        }));
+        for i in 0..events.len() {
+            if let Some(&(k, _)) = keys.get(i + PREFETCH_SLOT_AHEAD) {
+                self.index.prefetch(k.0);
+            }
+            if let Some((k, guess)) = keys.get_mut(i + PREFETCH_RECORD_AHEAD)
+                && let Some(r) = self.index.guess(k.0)
+            {
+                *guess = r;
+                prefetch_item(&self.records, r as usize);
+            }
+            if let Some(&(_, guess)) = keys.get(i + PREFETCH_TEXT_AHEAD)
+                && let Some(rec) = self.records.get(guess as usize)
+            {
+                self.arena.prefetch(rec.text_at);
+            }
+            let e = events[i];
+            self.on_event_keyed(e.source, e.event, keys[i].0, out);
+        }
+        self.batch_keys = keys;
+    }
+
+    fn on_event_keyed(
+        &mut self,
+        src: SourceRef,
+        event: &ArchivedCarrierEvent,
+        key: (u64, u32),
+        out: &mut Outputs,
+    ) {
         self.stats.events += 1;
         self.advance(src.log_time_ms, out);
         let tn_str = event.tracking_number.as_str();
@@ -395,7 +463,7 @@ impl Chain {
             return;
         };
         let now_s = secs_u32(src.log_time_ms);
-        let idx = self.shipment_for(tn_str, now_s, src.log_time_ms, out);
+        let idx = self.shipment_for(tn_str, key, now_s, src.log_time_ms, out);
         let status = status_of(&event.status);
         let sub = sub_status_of(&event.sub_status);
         let window_min = self.dedup_window_min();
@@ -561,7 +629,13 @@ impl Chain {
             return;
         }
         let now_s = secs_u32(src.log_time_ms);
-        let idx = self.shipment_for(tn_str, now_s, src.log_time_ms, out);
+        let idx = self.shipment_for(
+            tn_str,
+            key_of(tn_str.as_bytes()),
+            now_s,
+            src.log_time_ms,
+            out,
+        );
         let marketplace = self.intern_marketplace(order.marketplace());
         let seller = self.intern_seller(marketplace, order.marketplace(), order.seller());
         let tz = self.intern_zone(order.buyer_time_zone());
@@ -621,12 +695,19 @@ impl Chain {
 
     /// The shipment for a record, with its overdue timers fired first (as
     /// of their due times); a shipment retired by them starts afresh.
-    fn shipment_for(&mut self, tn: &str, now_s: u32, now_ms: u64, out: &mut Outputs) -> usize {
-        let idx = self.find_or_create(tn, now_s, now_ms, out);
+    fn shipment_for(
+        &mut self,
+        tn: &str,
+        key: (u64, u32),
+        now_s: u32,
+        now_ms: u64,
+        out: &mut Outputs,
+    ) -> usize {
+        let idx = self.find_or_create(tn, key, now_s, now_ms, out);
         if self.fire_due(idx, now_s, out) {
             idx
         } else {
-            self.find_or_create(tn, now_s, now_ms, out)
+            self.find_or_create(tn, key, now_s, now_ms, out)
         }
     }
 

@@ -11,7 +11,6 @@ use crate::ops::arena::Texts;
 use crate::ops::chain::{Chain, decision};
 use crate::ops::decision::DecisionKind;
 use crate::ops::exceptions::ExceptionClass;
-use crate::ops::hash::key_of;
 use crate::ops::outputs::{
     CaseFile, CaseOrder, Escalation, EscalationKind, IntentId, Outputs, ViewChange,
 };
@@ -289,11 +288,11 @@ impl Chain {
     pub(crate) fn find_or_create(
         &mut self,
         tn: &str,
+        (h, c): (u64, u32),
         now_s: u32,
         now_ms: u64,
         out: &mut Outputs,
     ) -> usize {
-        let (h, c) = key_of(tn.as_bytes());
         let records = &self.records;
         if let Some(i) = self.index.find(h, |i| {
             let r = &records[i as usize];

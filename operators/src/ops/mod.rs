@@ -22,6 +22,7 @@ pub mod journal;
 mod lifecycle;
 pub mod order_input;
 pub mod outputs;
+mod prefetch;
 pub mod rules;
 mod shipment;
 pub mod snapshot;
@@ -31,7 +32,7 @@ pub mod timers;
 pub mod view;
 pub mod wire;
 
-pub use chain::{Chain, ChainStats, SELLER_BYTES_MAX};
+pub use chain::{Chain, ChainStats, EventInput, SELLER_BYTES_MAX};
 pub use config::{ChainConfig, ChainConfigError};
 pub use decision::{Decision, DecisionKind};
 pub use exceptions::{ExceptionClass, Remediation};

@@ -89,6 +89,22 @@ impl Index {
         }
     }
 
+    /// Prefetches the slot where a probe for `hash` starts.
+    #[inline]
+    pub(crate) fn prefetch(&self, hash: u64) {
+        let cap = self.slots.len();
+        if cap != 0 {
+            crate::ops::prefetch::prefetch_item(&self.slots, home(tag_of(hash), cap));
+        }
+    }
+
+    /// The record of the first entry whose tag matches `hash`, without
+    /// confirming the key: a guess, good enough to prefetch the record.
+    #[inline]
+    pub(crate) fn guess(&self, hash: u64) -> Option<u32> {
+        self.find(hash, |_| true)
+    }
+
     /// Inserts a new entry (the caller checked it is absent).
     pub(crate) fn insert(&mut self, hash: u64, idx: u32) {
         if (self.len + 1) * LOAD_DEN > self.slots.len() * LOAD_NUM {
