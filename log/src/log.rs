@@ -148,6 +148,21 @@ impl Log {
             let topic = log.open_topic(&name, config, &mut report)?;
             locking::write(&log.topics).insert(name, topic);
         }
+        tracing::info!(
+            partitions = report.partitions.len(),
+            active_bytes_scanned = report
+                .partitions
+                .iter()
+                .map(|p| p.active_bytes_scanned)
+                .sum::<u64>(),
+            torn_tails_truncated = report.truncations().count(),
+            indexes_rebuilt = report
+                .partitions
+                .iter()
+                .map(|p| p.rebuilt_indexes.len())
+                .sum::<usize>(),
+            "log recovered: every active segment checked batch by batch"
+        );
         log.report = report;
         Ok(log)
     }
