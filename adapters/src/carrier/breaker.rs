@@ -70,9 +70,12 @@ impl Breaker {
         }
     }
 
-    pub(crate) fn success(&mut self) {
+    /// A success; returns true if this closed an open breaker.
+    pub(crate) fn success(&mut self) -> bool {
+        let was_open = self.state != BreakerState::Closed;
         self.failures = 0;
         self.state = BreakerState::Closed;
+        was_open
     }
 
     /// A failure; returns true if this opened the breaker.
@@ -104,7 +107,7 @@ mod tests {
             assert!(!b.failure(0));
         }
         b.start(0);
-        b.success();
+        assert!(!b.success(), "it was closed");
         for _ in 0..2 {
             b.start(0);
             assert!(!b.failure(0));
@@ -118,7 +121,7 @@ mod tests {
         assert!(b.failure(1_020), "a failed probe reopens");
         assert_eq!(b.ready_at(1_030), Some(2_020));
         b.start(2_020);
-        b.success();
+        assert!(b.success(), "a good probe closes it");
         assert_eq!(b.state(), BreakerState::Closed);
     }
 }

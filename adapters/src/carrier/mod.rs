@@ -137,7 +137,16 @@ pub async fn run_adapter_with_clock<S: EventSink>(
         sink,
     });
     let recovered = shared.sink.recovered();
+    let (state_records, spooled) = (records.len(), recovered.len());
     shared.restore(records, recovered);
+    if state_records > 0 || spooled > 0 {
+        tracing::info!(
+            state_records,
+            spooled_events = spooled,
+            shipments = shared.lock().registry.shipments.len(),
+            "adapter restarted: state and spool restored, scans already handed on will not be sent again"
+        );
+    }
 
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Vec::new();

@@ -115,6 +115,7 @@ async fn poll_once<S: EventSink>(
     let answered = shared.clock.now_ms();
     let mut failed = None;
     let mut retry_until = answered;
+    let rate_limited = matches!(outcome, Outcome::RateLimited(_));
     match outcome {
         Outcome::Data(body) => match normalize(carrier, &body, answered, EventSource::Poll) {
             Ok(n) => {
@@ -157,6 +158,17 @@ async fn poll_once<S: EventSink>(
         if retry_until > answered && failed.is_none() && q.retry_after_until_ms < retry_until {
             q.retry_after_until_ms = retry_until;
         }
+        match (rate_limited, q.rate_limited_since_ms) {
+            (true, None) => {
+                q.rate_limited_since_ms = Some(now);
+                tracing::warn!(%carrier, retry_after_ms = retry_until - answered, "carrier answers 429; polling waits for its Retry-After");
+            }
+            (false, Some(since)) => {
+                q.rate_limited_since_ms = None;
+                tracing::info!(%carrier, rate_limited_ms = now - since, "carrier accepts requests again after 429s");
+            }
+            _ => {}
+        }
         match &failed {
             Some(reason) => {
                 add(&m.errors, 1);
@@ -166,7 +178,11 @@ async fn poll_once<S: EventSink>(
                 }
                 retry_until = now + p.failure_retry_ms as i64;
             }
-            None => q.breaker.success(),
+            None => {
+                if q.breaker.success() {
+                    tracing::info!(%carrier, "carrier answers again; circuit breaker closed");
+                }
+            }
         }
     }
     for n in &numbers {

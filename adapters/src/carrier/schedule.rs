@@ -23,6 +23,9 @@ pub(crate) struct CarrierQueue {
     inflight_max: u32,
     /// No request before this (a 429's `Retry-After`).
     pub(crate) retry_after_until_ms: i64,
+    /// When the current run of 429s began (cleared by the next answer
+    /// that is not a 429), for the log lines that open and close it.
+    pub(crate) rate_limited_since_ms: Option<i64>,
     /// Numbers per request (FedEx takes 30).
     batch_max: usize,
     /// When a request leaves, numbers due within this much later ride
@@ -47,6 +50,7 @@ impl CarrierQueue {
             inflight: 0,
             inflight_max: inflight_max.max(1),
             retry_after_until_ms: i64::MIN,
+            rate_limited_since_ms: None,
             batch_max: batch_max.max(1),
             batch_lookahead_ms: batch_lookahead_ms as i64,
         }
