@@ -130,6 +130,10 @@ pub struct Faults {
     /// Polling endpoints of these carriers answer 429 to everything
     /// (with `Retry-After`); these do not count as violations.
     pub storm_429: Vec<Carrier>,
+    /// `Retry-After` of those 429s, in simulated seconds (0: the default
+    /// [`crate::carrier_sim::STORM_RETRY_AFTER_S`]). A long one shows
+    /// whether a poller honours it.
+    pub storm_retry_after_s: u64,
 }
 
 /// Shape of invented journeys.

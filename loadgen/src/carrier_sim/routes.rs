@@ -22,7 +22,8 @@ use super::config::Faults;
 use super::state::{GroundTruthScan, SimState};
 use crate::carrier_format::{FEDEX_TRACKING_NUMBERS_PER_REQUEST_MAX, Journey, render_poll};
 
-/// `Retry-After` sent during a 429 storm, in simulated seconds.
+/// `Retry-After` sent during a 429 storm unless the faults name another,
+/// in simulated seconds.
 pub const STORM_RETRY_AFTER_S: u64 = 30;
 
 pub(crate) fn router(state: Arc<SimState>) -> Router {
@@ -87,8 +88,12 @@ fn gate(sim: &SimState, carrier: Carrier, numbers: &[String]) -> Gate {
     }
     let faults = &inner.faults;
     if faults.storm_429.contains(&carrier) {
+        let retry_after_s = match faults.storm_retry_after_s {
+            0 => STORM_RETRY_AFTER_S,
+            s => s,
+        };
         inner.stats.carriers.get_mut(carrier).storm_429 += 1;
-        return Gate::Answer(too_many(STORM_RETRY_AFTER_S));
+        return Gate::Answer(too_many(retry_after_s));
     }
     if faults.outage.contains(&carrier) {
         inner.stats.carriers.get_mut(carrier).outage_503 += 1;
