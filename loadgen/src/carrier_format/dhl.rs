@@ -6,7 +6,7 @@
 //! as "CITY, REGION", the eCommerce style.
 
 use dropline_operators::model::{Status, SubStatus};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use super::{
     Journey, JourneyScan, Row, iso_local, local_time, newest_first, offset_text, opt, pick,
@@ -340,44 +340,86 @@ pub(crate) const CODES: &[Code] = &[
     ),
 ];
 
-fn event(scan: &JourneyScan) -> Value {
+#[derive(Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Address<'a> {
+    address_locality: Option<String>,
+    country_code: Option<&'a str>,
+    postal_code: Option<&'a str>,
+}
+
+#[derive(Clone, Serialize)]
+pub(crate) struct EventLocation<'a> {
+    address: Address<'a>,
+}
+
+#[derive(Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Event<'a> {
+    timestamp: String,
+    location: EventLocation<'a>,
+    status_code: &'static str,
+    status: &'static str,
+    description: &'static str,
+}
+
+/// One shipment: a push body on its own, an element of `shipments[]` in
+/// an answer.
+#[derive(Serialize)]
+pub(crate) struct Shipment<'a> {
+    id: &'a str,
+    service: &'static str,
+    status: Option<Event<'a>>,
+    events: Vec<Event<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PollBody<'a> {
+    shipments: Vec<Shipment<'a>>,
+    possible_additional_shipments_url: [&'static str; 0],
+}
+
+fn event(scan: &JourneyScan) -> Event<'_> {
     let code = pick(CODES, scan.status, scan.sub_status);
     let l = &scan.location;
     let locality = match (&l.city, &l.region) {
-        (Some(city), Some(region)) => Value::String(format!("{city}, {region}")),
-        (Some(city), None) => Value::String(city.clone()),
-        (None, _) => Value::Null,
+        (Some(city), Some(region)) => Some(format!("{city}, {region}")),
+        (Some(city), None) => Some(city.clone()),
+        (None, _) => None,
     };
-    json!({
-        "timestamp": format!("{}{}", iso_local(local_time(scan)), offset_text(scan.utc_offset_minutes)),
-        "location": { "address": {
-            "addressLocality": locality,
-            "countryCode": opt(&l.country),
-            "postalCode": opt(&l.postal_code),
-        } },
-        "statusCode": code.status_code,
-        "status": code.title,
-        "description": code.description,
-    })
+    Event {
+        timestamp: format!(
+            "{}{}",
+            iso_local(local_time(scan)),
+            offset_text(scan.utc_offset_minutes)
+        ),
+        location: EventLocation {
+            address: Address {
+                address_locality: locality,
+                country_code: opt(&l.country),
+                postal_code: opt(&l.postal_code),
+            },
+        },
+        status_code: code.status_code,
+        status: code.title,
+        description: code.description,
+    }
 }
 
-fn shipment(journey: &Journey) -> Value {
-    let events: Vec<Value> = newest_first(journey).map(event).collect();
-    json!({
-        "id": journey.tracking_number,
-        "service": "parcel-de",
-        "status": events.first().cloned().unwrap_or(Value::Null),
-        "events": events,
-    })
+pub(crate) fn shipment(journey: &Journey) -> Shipment<'_> {
+    let events: Vec<Event<'_>> = newest_first(journey).map(event).collect();
+    Shipment {
+        id: &journey.tracking_number,
+        service: "parcel-de",
+        status: events.first().cloned(),
+        events,
+    }
 }
 
-pub(crate) fn poll(journeys: &[Journey]) -> Value {
-    json!({
-        "shipments": journeys.iter().map(shipment).collect::<Vec<_>>(),
-        "possibleAdditionalShipmentsUrl": [],
-    })
-}
-
-pub(crate) fn webhook(journey: &Journey) -> Value {
-    shipment(journey)
+pub(crate) fn poll(journeys: &[Journey]) -> PollBody<'_> {
+    PollBody {
+        shipments: journeys.iter().map(shipment).collect(),
+        possible_additional_shipments_url: [],
+    }
 }

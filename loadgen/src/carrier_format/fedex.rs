@@ -5,7 +5,7 @@
 //! `exceptionCode` and `exceptionDescription`, delays a `delayDetail`.
 
 use dropline_operators::model::{Status, SubStatus};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use super::{
     Journey, JourneyScan, Row, iso_local, local_time, newest_first, offset_text, opt, pick,
@@ -248,39 +248,129 @@ pub(crate) const CODES: &[Code] = &[
     c(S::Unknown, B::UnmappedCode, "ZZ", "Status update"),
 ];
 
-fn scan_event(scan: &JourneyScan) -> Value {
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ScanLocation<'a> {
+    street_lines: [&'static str; 1],
+    city: Option<&'a str>,
+    state_or_province_code: Option<&'a str>,
+    postal_code: Option<&'a str>,
+    country_code: Option<&'a str>,
+    residential: bool,
+}
+
+#[derive(Serialize)]
+pub(crate) struct DelayDetail {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    status: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ScanEvent<'a> {
+    date: String,
+    event_type: &'static str,
+    event_description: &'static str,
+    exception_code: &'static str,
+    exception_description: &'static str,
+    scan_location: ScanLocation<'a>,
+    location_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delay_detail: Option<DelayDetail>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct TrackingNumberInfo<'a> {
+    tracking_number: &'a str,
+    tracking_number_unique_id: String,
+    carrier_code: &'static str,
+}
+
+#[derive(Serialize)]
+pub(crate) struct LatestStatusDetail {
+    code: &'static str,
+    description: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct DateAndTime {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    date_time: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct TrackResult<'a> {
+    tracking_number_info: TrackingNumberInfo<'a>,
+    latest_status_detail: LatestStatusDetail,
+    date_and_times: Vec<DateAndTime>,
+    scan_events: Vec<ScanEvent<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CompleteResult<'a> {
+    tracking_number: &'a str,
+    track_results: [TrackResult<'a>; 1],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Output<'a> {
+    complete_track_results: Vec<CompleteResult<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PollBody<'a> {
+    transaction_id: &'static str,
+    output: Output<'a>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct MetaData {
+    timestamp: String,
+    attempt: u32,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WebhookBody<'a> {
+    complete_track_results: Vec<CompleteResult<'a>>,
+    output_meta_data: MetaData,
+}
+
+fn scan_event(scan: &JourneyScan) -> ScanEvent<'_> {
     let code = pick(CODES, scan.status, scan.sub_status);
     let l = &scan.location;
-    let date = format!(
-        "{}{}",
-        iso_local(local_time(scan)),
-        offset_text(scan.utc_offset_minutes)
-    );
-    let mut event = json!({
-        "date": date,
-        "eventType": code.event_type,
-        "eventDescription": code.description,
-        "exceptionCode": code.exception_code,
-        "exceptionDescription": code.exception_text,
-        "scanLocation": {
-            "streetLines": [""],
-            "city": opt(&l.city),
-            "stateOrProvinceCode": opt(&l.region),
-            "postalCode": opt(&l.postal_code),
-            "countryCode": opt(&l.country),
-            "residential": false,
+    ScanEvent {
+        date: format!(
+            "{}{}",
+            iso_local(local_time(scan)),
+            offset_text(scan.utc_offset_minutes)
+        ),
+        event_type: code.event_type,
+        event_description: code.description,
+        exception_code: code.exception_code,
+        exception_description: code.exception_text,
+        scan_location: ScanLocation {
+            street_lines: [""],
+            city: opt(&l.city),
+            state_or_province_code: opt(&l.region),
+            postal_code: opt(&l.postal_code),
+            country_code: opt(&l.country),
+            residential: false,
         },
-        "locationType": "FEDEX_FACILITY",
-    });
-    if !code.delay_type.is_empty()
-        && let Some(map) = event.as_object_mut()
-    {
-        map.insert(
-            "delayDetail".into(),
-            json!({ "type": code.delay_type, "status": "DELAYED" }),
-        );
+        location_type: "FEDEX_FACILITY",
+        delay_detail: (!code.delay_type.is_empty()).then_some(DelayDetail {
+            kind: code.delay_type,
+            status: "DELAYED",
+        }),
     }
-    event
 }
 
 /// FedEx's unique id for a shipment: a serial, the number, the carrier.
@@ -294,7 +384,7 @@ fn unique_id(journey: &Journey) -> String {
     format!("{serial}000~{}~FX", journey.tracking_number)
 }
 
-fn complete_result(journey: &Journey) -> Value {
+fn complete_result(journey: &Journey) -> CompleteResult<'_> {
     let latest = journey
         .scans
         .last()
@@ -306,46 +396,54 @@ fn complete_result(journey: &Journey) -> Value {
             .unwrap_or_default();
         format!("{}{}", iso_local(day), offset_text(s.utc_offset_minutes))
     });
-    json!({
-        "trackingNumber": journey.tracking_number,
-        "trackResults": [{
-            "trackingNumberInfo": {
-                "trackingNumber": journey.tracking_number,
-                "trackingNumberUniqueId": unique_id(journey),
-                "carrierCode": "FDXE",
+    CompleteResult {
+        tracking_number: &journey.tracking_number,
+        track_results: [TrackResult {
+            tracking_number_info: TrackingNumberInfo {
+                tracking_number: &journey.tracking_number,
+                tracking_number_unique_id: unique_id(journey),
+                carrier_code: "FDXE",
             },
-            "latestStatusDetail": {
-                "code": latest.map(|c| c.event_type).unwrap_or(""),
-                "description": latest.map(|c| c.description).unwrap_or(""),
+            latest_status_detail: LatestStatusDetail {
+                code: latest.map(|c| c.event_type).unwrap_or(""),
+                description: latest.map(|c| c.description).unwrap_or(""),
             },
-            "dateAndTimes": ship.map(|s| vec![json!({ "type": "SHIP", "dateTime": s })]).unwrap_or_default(),
-            "scanEvents": newest_first(journey).map(scan_event).collect::<Vec<_>>(),
+            date_and_times: ship
+                .map(|s| {
+                    vec![DateAndTime {
+                        kind: "SHIP",
+                        date_time: s,
+                    }]
+                })
+                .unwrap_or_default(),
+            scan_events: newest_first(journey).map(scan_event).collect(),
         }],
-    })
+    }
 }
 
-pub(crate) fn poll(journeys: &[Journey]) -> Value {
-    json!({
-        "transactionId": "dropline-carrier-sim",
-        "output": { "completeTrackResults": journeys.iter().map(complete_result).collect::<Vec<_>>() },
-    })
+pub(crate) fn poll(journeys: &[Journey]) -> PollBody<'_> {
+    PollBody {
+        transaction_id: "dropline-carrier-sim",
+        output: Output {
+            complete_track_results: journeys.iter().map(complete_result).collect(),
+        },
+    }
 }
 
-pub(crate) fn webhook(journey: &Journey) -> Value {
-    webhook_batch(std::slice::from_ref(journey))
-}
-
-/// An AIV body for several parcels: one `completeTrackResults` entry each,
-/// stamped with the newest scan's time.
-pub(crate) fn webhook_batch(journeys: &[Journey]) -> Value {
+/// An AIV body for one or several parcels: one `completeTrackResults`
+/// entry each, stamped with the newest scan's time.
+pub(crate) fn webhook(journeys: &[Journey]) -> WebhookBody<'_> {
     let timestamp = journeys
         .iter()
         .filter_map(|j| j.scans.last())
         .max_by_key(|s| s.occurred_at_ms)
         .map(|s| format!("{}Z", iso_local(super::utc_time(s))))
         .unwrap_or_default();
-    json!({
-        "completeTrackResults": journeys.iter().map(complete_result).collect::<Vec<_>>(),
-        "outputMetaData": { "timestamp": timestamp, "attempt": 1 },
-    })
+    WebhookBody {
+        complete_track_results: journeys.iter().map(complete_result).collect(),
+        output_meta_data: MetaData {
+            timestamp,
+            attempt: 1,
+        },
+    }
 }

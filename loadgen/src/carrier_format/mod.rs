@@ -20,8 +20,9 @@ mod tracking_number;
 mod ups;
 mod usps;
 
-use chrono::{DateTime, NaiveDateTime};
+use chrono::{DateTime, Datelike, NaiveDateTime, Timelike};
 use dropline_operators::model::{Carrier, Location, Status, SubStatus};
+use serde::Serialize;
 
 pub use tracking_number::tracking_number;
 
@@ -60,13 +61,12 @@ pub const FEDEX_TRACKING_NUMBERS_PER_REQUEST_MAX: usize = 30;
 /// USPS one tracking item (an array of items for several journeys), DHL
 /// `shipments[]`. Scans are written newest first, as the carriers do.
 pub fn render_poll(carrier: Carrier, journeys: &[Journey]) -> Vec<u8> {
-    let value = match carrier {
-        Carrier::Ups => ups::poll(journeys),
-        Carrier::Fedex => fedex::poll(journeys),
+    match carrier {
+        Carrier::Ups => to_bytes(&ups::poll(journeys)),
+        Carrier::Fedex => to_bytes(&fedex::poll(journeys)),
         Carrier::Usps => usps::poll(journeys),
-        Carrier::Dhl => dhl::poll(journeys),
-    };
-    to_bytes(&value)
+        Carrier::Dhl => to_bytes(&dhl::poll(journeys)),
+    }
 }
 
 /// The webhook body announcing `journey`'s scans: a UPS Track Alert array
@@ -75,13 +75,12 @@ pub fn render_poll(carrier: Carrier, journeys: &[Journey]) -> Vec<u8> {
 /// DHL single-shipment push. Pass only the new scans to announce them
 /// alone.
 pub fn render_webhook(carrier: Carrier, journey: &Journey) -> Vec<u8> {
-    let value = match carrier {
-        Carrier::Ups => ups::webhook(journey),
-        Carrier::Fedex => fedex::webhook(journey),
-        Carrier::Usps => usps::webhook(journey),
-        Carrier::Dhl => dhl::webhook(journey),
-    };
-    to_bytes(&value)
+    match carrier {
+        Carrier::Ups => to_bytes(&ups::alerts(std::slice::from_ref(journey))),
+        Carrier::Fedex => to_bytes(&fedex::webhook(std::slice::from_ref(journey))),
+        Carrier::Usps => to_bytes(&usps::item(journey, true)),
+        Carrier::Dhl => to_bytes(&dhl::shipment(journey)),
+    }
 }
 
 /// One webhook body announcing the scans of several parcels of one
@@ -94,21 +93,17 @@ pub fn render_webhook_batch(carrier: Carrier, journeys: &[Journey]) -> Vec<u8> {
     if let [one] = journeys {
         return render_webhook(carrier, one);
     }
-    let value = match carrier {
-        Carrier::Ups => serde_json::Value::Array(
-            journeys
+    match carrier {
+        Carrier::Ups => to_bytes(&ups::alerts(journeys)),
+        Carrier::Fedex => to_bytes(&fedex::webhook(journeys)),
+        Carrier::Usps => to_bytes(
+            &journeys
                 .iter()
-                .flat_map(|j| match ups::webhook(j) {
-                    serde_json::Value::Array(alerts) => alerts,
-                    other => vec![other],
-                })
-                .collect(),
+                .map(|j| usps::item(j, true))
+                .collect::<Vec<_>>(),
         ),
-        Carrier::Fedex => fedex::webhook_batch(journeys),
-        Carrier::Usps => serde_json::Value::Array(journeys.iter().map(usps::webhook).collect()),
-        Carrier::Dhl => dhl::poll(journeys),
-    };
-    to_bytes(&value)
+        Carrier::Dhl => to_bytes(&dhl::poll(journeys)),
+    }
 }
 
 /// Whether `carrier` has a code for this exact (status, sub-status) pair,
@@ -197,21 +192,43 @@ pub(crate) fn offset_text(minutes: i16) -> String {
 
 /// `2024-08-20T12:41:57`.
 pub(crate) fn iso_local(t: NaiveDateTime) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S").to_string()
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
-fn to_bytes(value: &serde_json::Value) -> Vec<u8> {
-    // Serializing a Value into a Vec cannot fail: no I/O, no non-string
-    // map keys.
+/// `20240820`.
+pub(crate) fn ymd(t: NaiveDateTime) -> String {
+    format!("{:04}{:02}{:02}", t.year(), t.month(), t.day())
+}
+
+/// `124157`, or `12:41:57` with `sep`.
+pub(crate) fn hms(t: NaiveDateTime, sep: &str) -> String {
+    format!(
+        "{:02}{sep}{:02}{sep}{:02}",
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// Bodies are rendered straight from borrowed, typed structs: no
+/// intermediate JSON tree, so rendering keeps up with a load run.
+fn to_bytes<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serializing plain structs into a Vec cannot fail: no I/O, no maps
+    // with non-string keys.
     serde_json::to_vec(value).unwrap_or_default()
 }
 
-/// A location field as a JSON value (null when unknown).
-pub(crate) fn opt(field: &Option<String>) -> serde_json::Value {
-    match field {
-        Some(s) => serde_json::Value::String(s.clone()),
-        None => serde_json::Value::Null,
-    }
+/// A location field (null when unknown).
+pub(crate) fn opt(field: &Option<String>) -> Option<&str> {
+    field.as_deref()
 }
 
 /// Scans newest first, as carriers list them.

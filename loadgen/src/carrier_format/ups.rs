@@ -6,10 +6,10 @@
 //! status code.
 
 use dropline_operators::model::{Status, SubStatus};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use super::{
-    Journey, JourneyScan, Row, local_time, newest_first, offset_text, opt, pick, utc_time,
+    Journey, JourneyScan, Row, hms, local_time, newest_first, offset_text, opt, pick, utc_time, ymd,
 };
 
 use Status as S;
@@ -371,85 +371,172 @@ pub(crate) const CODES: &[Code] = &[
     ),
 ];
 
-fn address(scan: &JourneyScan) -> Value {
-    let l = &scan.location;
-    json!({
-        "city": opt(&l.city),
-        "stateProvince": opt(&l.region),
-        "postalCode": opt(&l.postal_code),
-        "country": opt(&l.country),
-        "countryCode": opt(&l.country),
-    })
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Address<'a> {
+    city: Option<&'a str>,
+    state_province: Option<&'a str>,
+    postal_code: Option<&'a str>,
+    country: Option<&'a str>,
+    country_code: Option<&'a str>,
 }
 
-fn activity(scan: &JourneyScan) -> Value {
+#[derive(Serialize)]
+pub(crate) struct ActivityLocation<'a> {
+    address: Address<'a>,
+    slic: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ActivityStatus {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    code: &'static str,
+    status_code: &'static str,
+    description: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Activity<'a> {
+    location: ActivityLocation<'a>,
+    status: ActivityStatus,
+    date: String,
+    time: String,
+    gmt_date: String,
+    gmt_time: String,
+    gmt_offset: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Package<'a> {
+    tracking_number: &'a str,
+    activity: Vec<Activity<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Shipment<'a> {
+    inquiry_number: &'a str,
+    package: [Package<'a>; 1],
+}
+
+#[derive(Serialize)]
+pub(crate) struct TrackResponse<'a> {
+    shipment: Vec<Shipment<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PollBody<'a> {
+    track_response: TrackResponse<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AlertLocation<'a> {
+    city: Option<&'a str>,
+    state_province: Option<&'a str>,
+    postal_code: Option<&'a str>,
+    country: Option<&'a str>,
+}
+
+/// One Track Alert event.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Alert<'a> {
+    tracking_number: &'a str,
+    local_activity_date: String,
+    local_activity_time: String,
+    gmt_activity_date: String,
+    gmt_activity_time: String,
+    activity_location: AlertLocation<'a>,
+    activity_status: ActivityStatus,
+    scheduled_delivery_date: &'static str,
+    actual_delivery_date: &'static str,
+    actual_delivery_time: &'static str,
+}
+
+fn status(scan: &JourneyScan) -> ActivityStatus {
     let code = pick(CODES, scan.status, scan.sub_status);
+    ActivityStatus {
+        kind: code.kind,
+        code: code.code,
+        status_code: code.status_code,
+        description: code.text,
+    }
+}
+
+fn activity(scan: &JourneyScan) -> Activity<'_> {
     let local = local_time(scan);
     let utc = utc_time(scan);
-    json!({
-        "location": { "address": address(scan), "slic": "0000" },
-        "status": {
-            "type": code.kind,
-            "code": code.code,
-            "statusCode": code.status_code,
-            "description": code.text,
+    let l = &scan.location;
+    Activity {
+        location: ActivityLocation {
+            address: Address {
+                city: opt(&l.city),
+                state_province: opt(&l.region),
+                postal_code: opt(&l.postal_code),
+                country: opt(&l.country),
+                country_code: opt(&l.country),
+            },
+            slic: "0000",
         },
-        "date": local.format("%Y%m%d").to_string(),
-        "time": local.format("%H%M%S").to_string(),
-        "gmtDate": utc.format("%Y%m%d").to_string(),
-        "gmtTime": utc.format("%H:%M:%S").to_string(),
-        "gmtOffset": offset_text(scan.utc_offset_minutes),
-    })
+        status: status(scan),
+        date: ymd(local),
+        time: hms(local, ""),
+        gmt_date: ymd(utc),
+        gmt_time: hms(utc, ":"),
+        gmt_offset: offset_text(scan.utc_offset_minutes),
+    }
 }
 
-pub(crate) fn poll(journeys: &[Journey]) -> Value {
-    let shipments: Vec<Value> = journeys
-        .iter()
-        .map(|j| {
-            json!({
-                "inquiryNumber": j.tracking_number,
-                "package": [{
-                    "trackingNumber": j.tracking_number,
-                    "activity": newest_first(j).map(activity).collect::<Vec<_>>(),
-                }],
-            })
-        })
-        .collect();
-    json!({ "trackResponse": { "shipment": shipments } })
+pub(crate) fn poll(journeys: &[Journey]) -> PollBody<'_> {
+    PollBody {
+        track_response: TrackResponse {
+            shipment: journeys
+                .iter()
+                .map(|j| Shipment {
+                    inquiry_number: &j.tracking_number,
+                    package: [Package {
+                        tracking_number: &j.tracking_number,
+                        activity: newest_first(j).map(activity).collect(),
+                    }],
+                })
+                .collect(),
+        },
+    }
 }
 
-pub(crate) fn webhook(journey: &Journey) -> Value {
-    let alerts: Vec<Value> = journey
-        .scans
+/// Track Alert events for every scan of `journeys`, journey by journey.
+pub(crate) fn alerts(journeys: &[Journey]) -> Vec<Alert<'_>> {
+    journeys
         .iter()
-        .map(|scan| {
-            let code = pick(CODES, scan.status, scan.sub_status);
-            let local = local_time(scan);
-            let utc = utc_time(scan);
-            let l = &scan.location;
-            json!({
-                "trackingNumber": journey.tracking_number,
-                "localActivityDate": local.format("%Y%m%d").to_string(),
-                "localActivityTime": local.format("%H%M%S").to_string(),
-                "gmtActivityDate": utc.format("%Y%m%d").to_string(),
-                "gmtActivityTime": utc.format("%H%M%S").to_string(),
-                "activityLocation": {
-                    "city": opt(&l.city),
-                    "stateProvince": opt(&l.region),
-                    "postalCode": opt(&l.postal_code),
-                    "country": opt(&l.country),
-                },
-                "activityStatus": {
-                    "type": code.kind,
-                    "code": code.code,
-                    "statusCode": code.status_code,
-                    "description": code.text,
-                },
-                "scheduledDeliveryDate": "",
-                "actualDeliveryDate": "",
-                "actualDeliveryTime": "",
+        .flat_map(|journey| {
+            journey.scans.iter().map(move |scan| {
+                let local = local_time(scan);
+                let utc = utc_time(scan);
+                let l = &scan.location;
+                Alert {
+                    tracking_number: &journey.tracking_number,
+                    local_activity_date: ymd(local),
+                    local_activity_time: hms(local, ""),
+                    gmt_activity_date: ymd(utc),
+                    gmt_activity_time: hms(utc, ""),
+                    activity_location: AlertLocation {
+                        city: opt(&l.city),
+                        state_province: opt(&l.region),
+                        postal_code: opt(&l.postal_code),
+                        country: opt(&l.country),
+                    },
+                    activity_status: status(scan),
+                    scheduled_delivery_date: "",
+                    actual_delivery_date: "",
+                    actual_delivery_time: "",
+                }
             })
         })
-        .collect();
-    Value::Array(alerts)
+        .collect()
 }

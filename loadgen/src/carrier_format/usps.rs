@@ -5,7 +5,7 @@
 //! USPS sends it.
 
 use dropline_operators::model::{Status, SubStatus};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use super::{
     Journey, JourneyScan, Row, iso_local, local_time, newest_first, offset_text, opt, pick,
@@ -169,7 +169,52 @@ pub(crate) const CODES: &[Code] = &[
     c(S::Unknown, B::UnmappedCode, "ZZ", "Status update"),
 ];
 
-fn event(scan: &JourneyScan) -> Value {
+#[derive(Serialize)]
+pub(crate) struct Event<'a> {
+    #[serde(rename = "eventType")]
+    event_type: &'static str,
+    #[serde(rename = "eventTimestamp")]
+    event_timestamp: String,
+    #[serde(rename = "GMTTimestamp")]
+    gmt_timestamp: String,
+    #[serde(rename = "GMTOffset")]
+    gmt_offset: String,
+    #[serde(rename = "eventCountry")]
+    event_country: Option<&'a str>,
+    #[serde(rename = "eventCity")]
+    event_city: Option<&'a str>,
+    #[serde(rename = "eventState")]
+    event_state: Option<&'a str>,
+    #[serde(rename = "eventZIP")]
+    event_zip: Option<&'a str>,
+    firm: Option<&'static str>,
+    name: Option<&'static str>,
+    #[serde(rename = "authorizedAgent")]
+    authorized_agent: &'static str,
+    #[serde(rename = "eventCode")]
+    event_code: &'static str,
+    #[serde(rename = "actionCode")]
+    action_code: Option<&'static str>,
+    #[serde(rename = "reasonCode")]
+    reason_code: Option<&'static str>,
+}
+
+/// A tracking item; with the subscription envelope when pushed.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Item<'a> {
+    tracking_number: &'a str,
+    mail_class: &'static str,
+    mail_type: &'static str,
+    status: &'static str,
+    tracking_events: Vec<Event<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subscription_id: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notification_type: Option<&'static str>,
+}
+
+fn event(scan: &JourneyScan) -> Event<'_> {
     let code = pick(CODES, scan.status, scan.sub_status);
     let l = &scan.location;
     // Domestic scans come with a null country; the state says it is US.
@@ -177,55 +222,45 @@ fn event(scan: &JourneyScan) -> Value {
         && l.region
             .as_deref()
             .is_some_and(dropline_operators::normalize::zone::is_us_state);
-    let country = if domestic {
-        Value::Null
-    } else {
-        opt(&l.country)
-    };
-    json!({
-        "eventType": code.text,
-        "eventTimestamp": iso_local(local_time(scan)),
-        "GMTTimestamp": format!("{}Z", iso_local(utc_time(scan))),
-        "GMTOffset": offset_text(scan.utc_offset_minutes),
-        "eventCountry": country,
-        "eventCity": opt(&l.city),
-        "eventState": opt(&l.region),
-        "eventZIP": opt(&l.postal_code),
-        "firm": null,
-        "name": null,
-        "authorizedAgent": "false",
-        "eventCode": code.code,
-        "actionCode": null,
-        "reasonCode": if code.reason.is_empty() { Value::Null } else { Value::String(code.reason.to_owned()) },
-    })
+    Event {
+        event_type: code.text,
+        event_timestamp: iso_local(local_time(scan)),
+        gmt_timestamp: format!("{}Z", iso_local(utc_time(scan))),
+        gmt_offset: offset_text(scan.utc_offset_minutes),
+        event_country: if domestic { None } else { opt(&l.country) },
+        event_city: opt(&l.city),
+        event_state: opt(&l.region),
+        event_zip: opt(&l.postal_code),
+        firm: None,
+        name: None,
+        authorized_agent: "false",
+        event_code: code.code,
+        action_code: None,
+        reason_code: (!code.reason.is_empty()).then_some(code.reason),
+    }
 }
 
-fn item(journey: &Journey) -> Value {
+/// The tracking item of `journey` (`pushed`: with the webhook envelope).
+pub(crate) fn item(journey: &Journey, pushed: bool) -> Item<'_> {
     let latest = journey
         .scans
         .last()
         .map(|s| pick(CODES, s.status, s.sub_status));
-    json!({
-        "trackingNumber": journey.tracking_number,
-        "mailClass": "USPS Ground Advantage",
-        "mailType": "DOMESTIC_MAIL",
-        "status": latest.map(|c| c.text).unwrap_or(""),
-        "trackingEvents": newest_first(journey).map(event).collect::<Vec<_>>(),
-    })
+    Item {
+        tracking_number: &journey.tracking_number,
+        mail_class: "USPS Ground Advantage",
+        mail_type: "DOMESTIC_MAIL",
+        status: latest.map(|c| c.text).unwrap_or(""),
+        tracking_events: newest_first(journey).map(event).collect(),
+        subscription_id: pushed.then_some("dropline-carrier-sim"),
+        notification_type: pushed.then_some("TRACKING_EVENT"),
+    }
 }
 
-pub(crate) fn poll(journeys: &[Journey]) -> Value {
+/// One item for one journey, an array of items for several.
+pub(crate) fn poll(journeys: &[Journey]) -> Vec<u8> {
     match journeys {
-        [one] => item(one),
-        many => Value::Array(many.iter().map(item).collect()),
+        [one] => super::to_bytes(&item(one, false)),
+        many => super::to_bytes(&many.iter().map(|j| item(j, false)).collect::<Vec<_>>()),
     }
-}
-
-pub(crate) fn webhook(journey: &Journey) -> Value {
-    let mut body = item(journey);
-    if let Some(map) = body.as_object_mut() {
-        map.insert("subscriptionId".into(), json!("dropline-carrier-sim"));
-        map.insert("notificationType".into(), json!("TRACKING_EVENT"));
-    }
-    body
 }
