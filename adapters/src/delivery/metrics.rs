@@ -1,7 +1,9 @@
 //! Delivery KPIs as metrics: delivery rate and latency per channel (from
 //! the carrier event's log time to the provider's acceptance), the
-//! critical-latency objective (95% within 60 s), cost per update, and the
-//! counts behind them (retries, 429s, dead letters, suppressions, backlog).
+//! critical-latency objective (95% within 60 s) and its histogram, cost per
+//! update, and the counts behind them (failed sends, retries, 429s, waits
+//! for a rate token, dead letters, suppressions, backlog per channel and
+//! priority).
 //!
 //! Counters are atomics; latencies go into one HDR histogram per channel
 //! behind a mutex taken once per accepted message, off the send path.
@@ -33,10 +35,17 @@ pub struct ChannelCounters {
     pub messages_consolidated: AtomicU64,
     /// Digest messages.
     pub messages_digest: AtomicU64,
+    /// Sends that failed (5xx, timeouts, refusals; 429s are counted apart).
+    pub send_failures: AtomicU64,
     /// Retries scheduled.
     pub retries: AtomicU64,
     /// 429 answers.
     pub rate_limited: AtomicU64,
+    /// Times ready messages found the channel's rate bucket empty and had
+    /// to wait for a token.
+    pub rate_limit_waits: AtomicU64,
+    /// Time ready messages spent waiting for a rate token, ms.
+    pub rate_limit_wait_ms: AtomicU64,
     /// Updates dead-lettered.
     pub dead_lettered: AtomicU64,
     /// Updates not sent because the contact opted out.
@@ -95,6 +104,29 @@ impl Default for DeliveryMetrics {
 
 fn ci(c: Channel) -> usize {
     c as usize - 1
+}
+
+/// Appends a Prometheus histogram of a millisecond HDR histogram in
+/// seconds. `label` is empty or ends with a comma (`channel="sms",`).
+fn render_histogram(out: &mut String, name: &str, label: &str, h: &Histogram<u64>) {
+    for b in LATENCY_BUCKETS_S {
+        let bound_ms = (b * 1000.0) as u64;
+        let n: u64 = h
+            .iter_recorded()
+            .filter(|v| v.value_iterated_to() <= bound_ms)
+            .map(|v| v.count_at_value())
+            .sum();
+        let _ = writeln!(out, "{name}_bucket{{{label}le=\"{b}\"}} {n}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{{label}le=\"+Inf\"}} {}", h.len());
+    let sum_s = h.mean() * h.len() as f64 / 1000.0;
+    let bare = label.trim_end_matches(',');
+    if bare.is_empty() {
+        let _ = writeln!(out, "{name}_sum {sum_s}\n{name}_count {}", h.len());
+    } else {
+        let _ = writeln!(out, "{name}_sum{{{bare}}} {sum_s}");
+        let _ = writeln!(out, "{name}_count{{{bare}}} {}", h.len());
+    }
 }
 
 impl DeliveryMetrics {
@@ -174,7 +206,7 @@ impl DeliveryMetrics {
     /// Appends the Prometheus text exposition of every metric.
     pub fn render_prometheus(&self, out: &mut String) {
         type Field = fn(&ChannelCounters) -> &AtomicU64;
-        let counters: [(&str, &str, Field); 13] = [
+        let counters: [(&str, &str, Field); 16] = [
             (
                 "dropline_delivery_messages_accepted_total",
                 "Messages accepted by the provider.",
@@ -196,6 +228,11 @@ impl DeliveryMetrics {
                 |c| &c.messages_digest,
             ),
             (
+                "dropline_delivery_send_failures_total",
+                "Sends that failed (5xx, timeouts, refusals; not 429).",
+                |c| &c.send_failures,
+            ),
+            (
                 "dropline_delivery_retries_total",
                 "Retries scheduled.",
                 |c| &c.retries,
@@ -204,6 +241,16 @@ impl DeliveryMetrics {
                 "dropline_delivery_rate_limited_total",
                 "429 answers from providers.",
                 |c| &c.rate_limited,
+            ),
+            (
+                "dropline_delivery_rate_limit_waits_total",
+                "Times ready messages waited for a rate token.",
+                |c| &c.rate_limit_waits,
+            ),
+            (
+                "dropline_delivery_rate_limit_wait_ms_total",
+                "Time ready messages spent waiting for a rate token, ms.",
+                |c| &c.rate_limit_wait_ms,
             ),
             (
                 "dropline_delivery_dead_lettered_total",
@@ -296,25 +343,24 @@ impl DeliveryMetrics {
             let g = self.latency_ms[ci(ch)]
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            let Some(h) = g.as_ref() else { continue };
-            let label = ch.as_str();
-            for b in LATENCY_BUCKETS_S {
-                let bound_ms = (b * 1000.0) as u64;
-                let n: u64 = h
-                    .iter_recorded()
-                    .filter(|v| v.value_iterated_to() <= bound_ms)
-                    .map(|v| v.count_at_value())
-                    .sum();
-                let _ = writeln!(out, "{name}_bucket{{channel=\"{label}\",le=\"{b}\"}} {n}");
+            if let Some(h) = g.as_ref() {
+                let label = format!("channel=\"{}\",", ch.as_str());
+                render_histogram(out, name, &label, h);
             }
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{channel=\"{label}\",le=\"+Inf\"}} {}",
-                h.len()
-            );
-            let sum_s = h.mean() * h.len() as f64 / 1000.0;
-            let _ = writeln!(out, "{name}_sum{{channel=\"{label}\"}} {sum_s}");
-            let _ = writeln!(out, "{name}_count{{channel=\"{label}\"}} {}", h.len());
+        }
+        let name = "dropline_delivery_critical_latency_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Critical updates only: carrier event log time to provider acceptance.\n# TYPE {name} histogram"
+        );
+        {
+            let g = self
+                .critical_latency_ms
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(h) = g.as_ref() {
+                render_histogram(out, name, "", h);
+            }
         }
         for (name, help, v) in [
             (

@@ -178,6 +178,8 @@ pub struct DeliveryWorker {
     in_flight_per_channel: [usize; 4],
     in_flight_members: [usize; 12],
     levels: [DegradeLevel; 4],
+    /// Per channel, since when ready messages have waited for a rate token.
+    rate_wait_since_ms: [Option<u64>; 4],
     dirty: bool,
     last_checkpoint: std::time::Instant,
     last_discovery_ms: u64,
@@ -211,6 +213,7 @@ impl DeliveryWorker {
             &config.orders_topic,
             deps.opener,
             config.order_cache_entries_max,
+            config.webhook_endpoints.clone(),
         );
         let (state_tx, _) = watch::channel(WorkerState::default());
         Ok(DeliveryWorker {
@@ -229,6 +232,7 @@ impl DeliveryWorker {
             in_flight_per_channel: [0; 4],
             in_flight_members: [0; 12],
             levels: [DegradeLevel::Normal; 4],
+            rate_wait_since_ms: [None; 4],
             dirty: false,
             last_checkpoint: std::time::Instant::now(),
             last_discovery_ms: 0,
@@ -540,6 +544,13 @@ impl DeliveryWorker {
                         self.config.costs.of(message.channel),
                         self.config.critical_slo_ms,
                     );
+                    tracing::debug!(
+                        channel = message.channel.as_str(),
+                        priority = message.priority.as_str(),
+                        key = %message.idempotency_key(),
+                        updates = message.members.len(),
+                        "delivered"
+                    );
                     for m in &message.members {
                         self.finish(m.source);
                     }
@@ -595,13 +606,26 @@ impl DeliveryWorker {
                 && self.scheduler.has_ready(ch, allow_low)
             {
                 let now_ms = self.clock.now_ms();
+                let counters = self.metrics.channel(ch);
                 let slot = match sender.try_acquire(now_ms) {
                     Ok(s) => s,
                     Err(w) => {
+                        if self.rate_wait_since_ms[ci(ch)].is_none() {
+                            self.rate_wait_since_ms[ci(ch)] = Some(now_ms);
+                            counters
+                                .rate_limit_waits
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
                         wait = Some(wait.map_or(w, |x| x.min(w)));
                         break;
                     }
                 };
+                if let Some(since) = self.rate_wait_since_ms[ci(ch)].take() {
+                    counters.rate_limit_wait_ms.fetch_add(
+                        now_ms.saturating_sub(since),
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
+                }
                 let Some(message) = self.scheduler.pop(ch, allow_low) else {
                     break;
                 };
@@ -687,10 +711,19 @@ impl DeliveryWorker {
             SendOutcome::Retryable { error, .. } => {
                 tracing::debug!(%error, key = %message.idempotency_key(), "send failed; will retry");
                 counters
+                    .send_failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                counters
                     .retries
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
-            _ => {}
+            SendOutcome::Permanent { error } => {
+                tracing::debug!(%error, key = %message.idempotency_key(), "send refused for good");
+                counters
+                    .send_failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            SendOutcome::Accepted => {}
         }
         self.scheduler
             .complete(message, outcome, now_ms, &mut self.effects);
