@@ -21,6 +21,7 @@ pub struct BuyerCap {
 /// Backlog thresholds (records not yet delivered, per channel) at which
 /// delivery degrades from the bottom. Critical is never degraded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DegradeThresholds {
     /// Above this, low-priority updates go into digests.
     pub low_digest_backlog: u64,
@@ -127,6 +128,9 @@ pub struct DeliveryConfig {
     pub critical_slo_ms: u64,
     /// Entries of the order cache (contact lookups).
     pub order_cache_entries_max: usize,
+    /// Webhook endpoint per marketplace; a marketplace listed here gets its
+    /// webhooks there, whatever webhook contact its orders carry.
+    pub webhook_endpoints: BTreeMap<String, String>,
 }
 
 impl DeliveryConfig {
@@ -160,6 +164,7 @@ impl DeliveryConfig {
             costs: ChannelCosts::default(),
             critical_slo_ms: 60_000,
             order_cache_entries_max: 100_000,
+            webhook_endpoints: BTreeMap::new(),
         }
     }
 }

@@ -7,8 +7,12 @@
 //! it is used. The API seals addresses in `orders`; [`ContactOpener`] is
 //! the seam where the opening happens ([`PlaintextContacts`] until sealing
 //! exists).
+//!
+//! Marketplace webhooks go to the endpoint the node's configuration names
+//! for the order's marketplace when there is one (the operator registered
+//! it), else to the webhook contact the order carries.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use dropline_log::{Log, LogError};
@@ -89,18 +93,21 @@ pub struct OrderContacts {
     opener: Arc<dyn ContactOpener>,
     cache: HashMap<(u32, u64), Arc<ShipmentOrder>>,
     cache_max: usize,
+    webhook_endpoints: BTreeMap<String, String>,
 }
 
 /// Bytes read around an order record; orders are small.
 const ORDER_READ_BYTES: usize = 64 * 1024;
 
 impl OrderContacts {
-    /// Reads `topic` of `log`, opening addresses with `opener`.
+    /// Reads `topic` of `log`, opening addresses with `opener`; webhooks
+    /// of a marketplace in `webhook_endpoints` go to its endpoint.
     pub fn new(
         log: Arc<Log>,
         topic: &str,
         opener: Arc<dyn ContactOpener>,
         cache_max: usize,
+        webhook_endpoints: BTreeMap<String, String>,
     ) -> OrderContacts {
         OrderContacts {
             log,
@@ -108,6 +115,7 @@ impl OrderContacts {
             opener,
             cache: HashMap::new(),
             cache_max: cache_max.max(1),
+            webhook_endpoints,
         }
     }
 
@@ -158,6 +166,15 @@ impl OrderContacts {
         partition: u32,
     ) -> Result<ResolvedContact, ContactError> {
         let order = self.order(partition, n.order_offset)?;
+        if n.channel == Channel::Webhook
+            && let Some(endpoint) = self.webhook_endpoints.get(&order.marketplace)
+        {
+            return Ok(ResolvedContact {
+                address: endpoint.clone(),
+                time_zone: order.buyer_time_zone.clone(),
+                locale: order.buyer_locale.clone(),
+            });
+        }
         let contact = order
             .contacts
             .iter()

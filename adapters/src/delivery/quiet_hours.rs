@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// Local hours during which non-critical messages wait.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct QuietHours {
     /// First quiet hour (local, 0..=23), e.g. 21.
     pub start_hour: u32,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// How a failed send is retried.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RetryPolicy {
     /// Attempts per message including the first; then it is dead-lettered.
     pub attempts_max: u32,
