@@ -49,6 +49,14 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             println!("  HTTP          http://{addr}/");
             println!("  dashboard     http://{addr}/dashboard");
         }
+        match node.delivery() {
+            Some(d) => {
+                let channels: Vec<&str> = d.channels().iter().map(|c| c.as_str()).collect();
+                println!("  delivery      {}", channels.join(", "));
+                println!("  callbacks     http://{}/delivery", d.callbacks_addr());
+            }
+            None => println!("  delivery      off (no [delivery] section)"),
+        }
         println!("ready");
         tokio::signal::ctrl_c().await?;
         println!("stopping");

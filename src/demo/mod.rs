@@ -63,7 +63,7 @@ fn now_ms() -> i64 {
 /// Runs the demo until Ctrl-C.
 pub(crate) async fn run(config: DemoConfig) -> anyhow::Result<()> {
     let data_dir: PathBuf = config.node.data_dir.clone();
-    let node = Node::start(&config.node).await?;
+    let mut node = Node::start(&config.node).await?;
     let quic = node.quic_addr().context("QUIC ingest did not start")?;
     let http = node.http_addr().context("HTTP did not start")?;
 
@@ -111,9 +111,7 @@ pub(crate) async fn run(config: DemoConfig) -> anyhow::Result<()> {
         .await
         .context("starting the adapter")?;
     sim.set_webhook_target(WebhookTarget::new(adapter.base_url()));
-    let delivery = delivery::start(Arc::clone(node.log()), &data_dir)
-        .await
-        .context("starting notification delivery")?;
+    let delivery = delivery::start(&mut node).await?;
     let hooks_url = format!("{}/hooks/demo", delivery.hooks.base_url());
 
     let client = reqwest::Client::new();
@@ -149,8 +147,8 @@ pub(crate) async fn run(config: DemoConfig) -> anyhow::Result<()> {
     println!("stopping");
     adapter.shutdown().await;
     sim.shutdown().await;
-    delivery.stop().await?;
     node.shutdown().await?;
+    delivery.stop().await?;
     Ok(())
 }
 

@@ -1,11 +1,13 @@
 //! Assembly of a node: opens the log, creates the topics, starts the
-//! engine and the QUIC ingest endpoint, and stops them in order. Nothing
-//! here decides anything about shipments; it only wires the crates.
+//! engine, the QUIC ingest endpoint, the HTTP edge and (with `[delivery]`)
+//! notification delivery, and stops them in order. Nothing here decides
+//! anything about shipments; it only wires the crates.
 
 pub(crate) mod config;
+pub(crate) mod delivery;
 mod sources;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -19,7 +21,7 @@ use dropline_adapters::ingest::{
 use dropline_engine::{ChainFactory, Engine, EngineConfig, ensure_topics};
 use dropline_log::{Log, LogConfig};
 
-pub(crate) use config::NodeConfig;
+pub(crate) use config::{DeliverySection, NodeConfig};
 use config::{parse_sha256_hex, to_hex};
 
 /// Name of the adapter credential the node creates when none is configured.
@@ -32,10 +34,13 @@ pub(crate) const ADMIN_TOKEN_FILE: &str = "admin.token";
 /// A running node.
 pub(crate) struct Node {
     log: Arc<Log>,
+    data_dir: PathBuf,
     engine: Option<Engine>,
     ingest: Option<ServerHandle>,
     http: Option<HttpHandle>,
     tails: Vec<tokio::task::JoinHandle<Result<(), dropline_log::LogError>>>,
+    delivery_figures: Arc<sources::DeliveryFigures>,
+    delivery: Option<delivery::NodeDelivery>,
 }
 
 impl Node {
@@ -95,11 +100,13 @@ impl Node {
             http_config.timeline_entries_max,
         ));
         let tails = views.start_tails(&log, http_config.tail_read_bytes_max);
+        let delivery_figures = Arc::new(sources::DeliveryFigures::new());
         let stats = Arc::new(sources::NodeStats::new(
             Arc::clone(engine.metrics()),
             ingest.metrics_handle(),
             Some(Arc::clone(&views)),
             Arc::clone(&admin),
+            Arc::clone(&delivery_figures),
         ));
         let mut state = HttpState::new(Arc::clone(&log), sealer);
         state.views = Some(views);
@@ -108,18 +115,54 @@ impl Node {
             Arc::new(sources::EngineMetrics(Arc::clone(engine.metrics())));
         let ingest_metrics: Arc<dyn MetricsSource> =
             Arc::new(sources::IngestMetricsText(ingest.metrics_handle()));
-        state.metrics = vec![engine_metrics, ingest_metrics];
+        let delivery_metrics: Arc<dyn MetricsSource> = Arc::clone(&delivery_figures) as _;
+        state.metrics = vec![engine_metrics, ingest_metrics, delivery_metrics];
         state.admin = Some(admin.clone());
         let http = serve_http(http_config, state.clone())
             .await
             .context("starting HTTP")?;
-        Ok(Node {
+        let mut node = Node {
             log,
+            data_dir: config.data_dir.clone(),
             engine: Some(engine),
             ingest: Some(ingest),
             http: Some(http),
             tails,
-        })
+            delivery_figures,
+            delivery: None,
+        };
+        if let Some(section) = &config.delivery {
+            let callbacks = delivery::CallbacksListener::bind(section.callbacks_listen).await?;
+            node.start_delivery(section, callbacks).await?;
+        }
+        Ok(node)
+    }
+
+    /// Starts notification delivery (once) as `section` says, its callbacks
+    /// served on `callbacks`. `Node::start` calls it for a `[delivery]`
+    /// section; `up` calls it once its stand-in providers run.
+    pub(crate) async fn start_delivery(
+        &mut self,
+        section: &DeliverySection,
+        callbacks: delivery::CallbacksListener,
+    ) -> anyhow::Result<()> {
+        anyhow::ensure!(self.delivery.is_none(), "delivery already runs");
+        let running = delivery::start(
+            section,
+            Arc::clone(&self.log),
+            &self.data_dir,
+            Arc::clone(&self.delivery_figures.metrics),
+            callbacks,
+        )
+        .await?;
+        self.delivery_figures.started(section.critical_slo_ms);
+        self.delivery = Some(running);
+        Ok(())
+    }
+
+    /// Running delivery, if any.
+    pub(crate) fn delivery(&self) -> Option<&delivery::NodeDelivery> {
+        self.delivery.as_ref()
     }
 
     /// The QUIC ingest address.
@@ -135,19 +178,18 @@ impl Node {
             .unwrap_or_default()
     }
 
-    /// The log.
-    pub(crate) fn log(&self) -> &Arc<Log> {
-        &self.log
-    }
-
     /// The HTTP address.
     pub(crate) fn http_addr(&self) -> Option<std::net::SocketAddr> {
         self.http.as_ref().map(HttpHandle::local_addr)
     }
 
-    /// Stops HTTP and ingest (waiting for in-flight acks), then the engine
-    /// (which checkpoints), then closes the log.
+    /// Stops delivery (it checkpoints), HTTP and ingest (waiting for
+    /// in-flight acks), then the engine (which checkpoints), then closes
+    /// the log.
     pub(crate) async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(delivery) = self.delivery.take() {
+            delivery.stop().await?;
+        }
         if let Some(http) = self.http.take() {
             http.shutdown().await.context("stopping HTTP")?;
         }

@@ -1,24 +1,133 @@
 //! The node's implementations of what the HTTP edge asks for: Prometheus
-//! text from the engine and ingest registries, the dashboard's snapshot,
-//! and the drop-mode switch.
+//! text from the engine, ingest and delivery registries, the dashboard's
+//! snapshot, and the drop-mode switch.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use dropline_adapters::delivery::DeliveryMetrics;
+use dropline_adapters::delivery::scheduler::Class;
 use dropline_adapters::http::{
-    AdminActions, AdminError, CriticalLatency, Freshness, MetricsSource, PartitionLag,
-    StatsSnapshot, StatsSource, ViewStore, WorkerRate,
+    AdminActions, AdminError, ChannelBacklog, CriticalLatency, Freshness, MetricsSource,
+    PartitionLag, StatsSnapshot, StatsSource, ViewStore, WorkerRate,
 };
 use dropline_adapters::ingest::IngestMetrics;
 use dropline_engine::{InputKind, Metrics, request_drop_mode};
 use dropline_log::Log;
+use dropline_operators::model::{Channel, Priority};
 
 /// A shipment with no update for this long counts as stale on the dashboard.
 const STALE_AFTER_MS: u64 = 3_600_000;
-/// The critical-notification objective: 95% within this.
-const CRITICAL_SLO_MS: f64 = 60_000.0;
+/// The critical-notification objective when delivery does not run: 95%
+/// within this, ms.
+const CRITICAL_SLO_MS_DEFAULT: u64 = 60_000;
+/// Millionths of a currency unit per unit (costs are kept in millionths).
+const MICRO_PER_UNIT: f64 = 1_000_000.0;
+
+/// The delivery worker's registry as the HTTP edge sees it. The node
+/// creates it before the HTTP server starts; it reads as "no delivery"
+/// (no series on `/metrics`, empty dashboard panels) until a worker runs,
+/// so a node without `[delivery]` does not show a backlog of zero that is
+/// really unknown.
+pub(crate) struct DeliveryFigures {
+    pub(crate) metrics: Arc<DeliveryMetrics>,
+    running: AtomicBool,
+    critical_slo_ms: AtomicU64,
+}
+
+impl DeliveryFigures {
+    pub(crate) fn new() -> DeliveryFigures {
+        DeliveryFigures {
+            metrics: Arc::new(DeliveryMetrics::default()),
+            running: AtomicBool::new(false),
+            critical_slo_ms: AtomicU64::new(CRITICAL_SLO_MS_DEFAULT),
+        }
+    }
+
+    /// A worker now runs with this critical-latency objective.
+    pub(crate) fn started(&self, critical_slo_ms: u64) {
+        self.critical_slo_ms
+            .store(critical_slo_ms, Ordering::Relaxed);
+        self.running.store(true, Ordering::Release);
+    }
+
+    fn running(&self) -> bool {
+        self.running.load(Ordering::Acquire)
+    }
+
+    /// Backlog per channel (all priorities), in `Channel::ALL` order.
+    fn backlog(&self) -> Vec<ChannelBacklog> {
+        Channel::ALL
+            .into_iter()
+            .map(|channel| ChannelBacklog {
+                channel: channel.as_str().to_string(),
+                backlog: Priority::ALL
+                    .into_iter()
+                    .map(|priority| self.metrics.backlog(Class { channel, priority }))
+                    .sum(),
+            })
+            .collect()
+    }
+
+    fn critical_latency(&self) -> CriticalLatency {
+        let slo_ms = self.critical_slo_ms.load(Ordering::Relaxed) as f64;
+        let (mut within, mut delivered) = (0u64, 0u64);
+        for channel in Channel::ALL {
+            let c = self.metrics.channel(channel);
+            within += c.critical_within_slo.load(Ordering::Relaxed);
+            delivered += c.critical_delivered.load(Ordering::Relaxed);
+        }
+        CriticalLatency {
+            p50_ms: self.metrics.critical_latency_quantile_ms(0.5) as f64,
+            p95_ms: self.metrics.critical_latency_quantile_ms(0.95) as f64,
+            slo_ms,
+            // Nothing delivered yet is not a missed objective while a
+            // worker runs (the panel would turn red on an idle node).
+            within_slo_ratio: if delivered == 0 {
+                if self.running() { 1.0 } else { 0.0 }
+            } else {
+                within as f64 / delivered as f64
+            },
+        }
+    }
+
+    /// Provider cost per delivered update, in currency units.
+    fn cost_per_update(&self) -> f64 {
+        let (mut cost_micro, mut updates) = (0u64, 0u64);
+        for channel in Channel::ALL {
+            let c = self.metrics.channel(channel);
+            cost_micro += c.cost_micro.load(Ordering::Relaxed);
+            updates += c.updates_delivered.load(Ordering::Relaxed);
+        }
+        if updates == 0 {
+            0.0
+        } else {
+            cost_micro as f64 / updates as f64 / MICRO_PER_UNIT
+        }
+    }
+
+    fn dead_lettered(&self) -> u64 {
+        Channel::ALL
+            .into_iter()
+            .map(|c| {
+                self.metrics
+                    .channel(c)
+                    .dead_lettered
+                    .load(Ordering::Relaxed)
+            })
+            .sum()
+    }
+}
+
+impl MetricsSource for DeliveryFigures {
+    fn render_prometheus(&self, out: &mut String) {
+        if self.running() {
+            self.metrics.render_prometheus(out);
+        }
+    }
+}
 
 /// The engine's registry as a metrics source.
 pub(crate) struct EngineMetrics(pub(crate) Arc<Metrics>);
@@ -85,6 +194,7 @@ pub(crate) struct NodeStats {
     pub(crate) ingest: Arc<IngestMetrics>,
     pub(crate) views: Option<Arc<ViewStore>>,
     pub(crate) admin: Arc<NodeAdmin>,
+    pub(crate) delivery: Arc<DeliveryFigures>,
     previous: Mutex<Option<Sample>>,
 }
 
@@ -94,12 +204,14 @@ impl NodeStats {
         ingest: Arc<IngestMetrics>,
         views: Option<Arc<ViewStore>>,
         admin: Arc<NodeAdmin>,
+        delivery: Arc<DeliveryFigures>,
     ) -> NodeStats {
         NodeStats {
             engine,
             ingest,
             views,
             admin,
+            delivery,
             previous: Mutex::new(None),
         }
     }
@@ -169,24 +281,23 @@ impl StatsSource for NodeStats {
                 stale_ratio: 0.0,
             },
         };
+        let delivery = &self.delivery;
+        let running = delivery.running();
         StatsSnapshot {
             time_ms: super::wall_clock_ms(),
             ingest_events_per_s: ingest_rate,
             partition_lag,
             worker_rates,
-            // Delivery is not assembled into the node yet: no backlog,
-            // latency or cost figures to show.
-            notification_backlog: Vec::new(),
-            critical_latency: CriticalLatency {
-                p50_ms: 0.0,
-                p95_ms: 0.0,
-                slo_ms: CRITICAL_SLO_MS,
-                within_slo_ratio: 0.0,
+            notification_backlog: if running {
+                delivery.backlog()
+            } else {
+                Vec::new()
             },
+            critical_latency: delivery.critical_latency(),
             freshness,
             carrier_errors: Vec::new(),
-            cost_per_update: 0.0,
-            dead_letters_total: ingest.dead_letters,
+            cost_per_update: delivery.cost_per_update(),
+            dead_letters_total: ingest.dead_letters + delivery.dead_lettered(),
             drop_mode: self.admin.drop_mode().unwrap_or(false),
         }
     }
