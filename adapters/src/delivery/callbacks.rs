@@ -2,7 +2,8 @@
 //! SMS delivery receipts, and email unsubscribe links (a GET from a person
 //! or the one-click POST of RFC 8058).
 //!
-//! Mounted by the node's HTTP server under `/delivery`. Opt-outs are
+//! Served under `/delivery` on the node's delivery callbacks listener
+//! (`[delivery] callbacks_listen`), apart from the admin API. Opt-outs are
 //! appended to the log (fsync) before the answer, so an acknowledged STOP
 //! is never forgotten.
 
