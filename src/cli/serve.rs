@@ -46,8 +46,9 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         println!("  TLS sha256    {}", node.fingerprint());
         if let Some(addr) = node.http_addr() {
-            println!("  HTTP          http://{addr}/");
-            println!("  dashboard     http://{addr}/dashboard");
+            let scheme = if config.http.tls { "https" } else { "http" };
+            println!("  HTTP          {scheme}://{addr}/");
+            println!("  dashboard     {scheme}://{addr}/dashboard");
         }
         match node.delivery() {
             Some(d) => {

@@ -76,6 +76,11 @@ pub(crate) struct AdapterEntry {
 pub(crate) struct HttpSection {
     /// TCP address to listen on.
     pub(crate) listen: SocketAddr,
+    /// Serve HTTPS with the node's certificate (`[quic] cert_pem/key_pem`,
+    /// or the self-signed pair in the data directory) instead of plain
+    /// HTTP. Off by default: `up` and loopback setups stay on plain HTTP,
+    /// and a TLS-terminating proxy in front also works.
+    pub(crate) tls: bool,
 }
 
 impl Default for NodeConfig {
@@ -113,6 +118,7 @@ impl Default for HttpSection {
             listen: HTTP_LISTEN_DEFAULT
                 .parse()
                 .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 7480))),
+            tls: false,
         }
     }
 }

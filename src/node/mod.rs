@@ -39,6 +39,7 @@ pub(crate) struct Node {
     ingest: Option<ServerHandle>,
     http: Option<HttpHandle>,
     tails: Vec<tokio::task::JoinHandle<Result<(), dropline_log::LogError>>>,
+    retention: tokio::task::JoinHandle<()>,
     delivery_figures: Arc<sources::DeliveryFigures>,
     delivery: Option<delivery::NodeDelivery>,
 }
@@ -81,6 +82,7 @@ impl Node {
                 key_pem: key_pem.clone(),
             };
         }
+        let node_identity = ingest_config.tls.clone();
         ingest_config.adapters = credentials(config)?;
         let sink = LogSink::open(Arc::clone(&log), config.partitions).context("ingest sink")?;
         let ingest = serve(ingest_config, sink)
@@ -91,6 +93,9 @@ impl Node {
             .context("loading the contact-sealing key")?;
         let admin = Arc::new(sources::NodeAdmin::new(Arc::clone(&log)));
         let mut http_config = HttpConfig::new(config.http.listen);
+        if config.http.tls {
+            http_config.tls = Some(node_identity);
+        }
         http_config.admin_token = Some(AdminToken::from_plain(&read_or_create_token(
             &config.data_dir,
             ADMIN_TOKEN_FILE,
@@ -121,7 +126,9 @@ impl Node {
         let http = serve_http(http_config, state.clone())
             .await
             .context("starting HTTP")?;
+        let retention = tokio::spawn(retention_loop(Arc::clone(&log)));
         let mut node = Node {
+            retention,
             log,
             data_dir: config.data_dir.clone(),
             engine: Some(engine),
@@ -187,6 +194,7 @@ impl Node {
     /// in-flight acks), then the engine (which checkpoints), then closes
     /// the log.
     pub(crate) async fn shutdown(mut self) -> anyhow::Result<()> {
+        self.retention.abort();
         if let Some(delivery) = self.delivery.take() {
             delivery.stop().await?;
         }
@@ -203,6 +211,44 @@ impl Node {
             engine.stop().context("stopping the engine")?;
         }
         Ok(())
+    }
+}
+
+/// How often the node applies the topics' age and size retention, ms.
+pub(crate) const RETENTION_CHECK_INTERVAL_MS: u64 = 60_000;
+
+/// Applies retention every [`RETENTION_CHECK_INTERVAL_MS`] (whole sealed
+/// segments past their topic's age or size limit are deleted, after the
+/// archive copy when one is configured), on a blocking thread so that file
+/// copies and unlinks never stall the async edges. Each deletion is
+/// logged; a failure is logged and retried at the next round.
+async fn retention_loop(log: Arc<Log>) {
+    let period = std::time::Duration::from_millis(RETENTION_CHECK_INTERVAL_MS);
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let log = Arc::clone(&log);
+        let result =
+            tokio::task::spawn_blocking(move || log.enforce_retention(wall_clock_ms())).await;
+        match result {
+            Ok(Ok(report)) => {
+                for d in &report.deleted {
+                    tracing::info!(
+                        topic = %d.topic,
+                        partition = d.partition,
+                        base_offset = d.base_offset,
+                        next_offset = d.next_offset,
+                        bytes = d.bytes,
+                        reason = ?d.reason,
+                        archived_to = ?d.archived_to,
+                        "retention deleted a segment"
+                    );
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "retention failed; retrying next round"),
+            Err(e) => tracing::warn!(error = %e, "retention task failed; retrying next round"),
+        }
     }
 }
 
