@@ -323,7 +323,15 @@ impl SimState {
         }
         let accepted = inner.stats.accepted;
         drop(g);
-        self.accepted_tx.send_replace(accepted);
+        // Two requests finishing together may publish out of order: keep
+        // the published count from going down (it would stay one short).
+        self.accepted_tx.send_if_modified(|v| {
+            let newer = accepted > *v;
+            if newer {
+                *v = accepted;
+            }
+            newer
+        });
         Decision::Accepted { sid, delay_ms }
     }
 }

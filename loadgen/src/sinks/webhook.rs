@@ -188,7 +188,15 @@ async fn receive(
     });
     let n = g.stats.delivered;
     drop(g);
-    s.delivered.send_replace(n);
+    // Two requests finishing together may publish out of order: keep the
+    // published count from going down (it would stay one short).
+    s.delivered.send_if_modified(|v| {
+        let newer = n > *v;
+        if newer {
+            *v = n;
+        }
+        newer
+    });
     StatusCode::OK
 }
 
