@@ -66,10 +66,10 @@ pub use metrics::{IngestMetrics, IngestMetricsSnapshot};
 pub use server::{ServerHandle, serve, serve_shared};
 pub(crate) use session::now_ms;
 pub use sink::{DeadLetter, IngestAck, IngestSink, ProducerSeq, SinkError};
+pub(crate) use tls::https_server_config;
 pub use tls::{
     SELF_SIGNED_CERT_FILE, SELF_SIGNED_KEY_FILE, SELF_SIGNED_NAMES, cert_fingerprint_sha256,
 };
-pub(crate) use tls::https_server_config;
 pub(crate) use transport::transport_config;
 pub use transport::{
     CONNECTION_RECEIVE_WINDOW_BYTES, CONNECTION_SEND_WINDOW_BYTES, STREAM_RECEIVE_WINDOW_BYTES,
