@@ -99,6 +99,7 @@ fn config(dir: &std::path::Path) -> DeliveryConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_provider_keeps_critical_first_and_degrades_low_to_digests() {
+    capture_logs();
     let dir = tempfile::tempdir().unwrap();
     let log = Arc::new(Log::open(LogConfig::new(dir.path().join("log"))).unwrap());
     seed::create_topics(&log, "orders", PARTITIONS).unwrap();
@@ -181,6 +182,8 @@ async fn slow_provider_keeps_critical_first_and_degrades_low_to_digests() {
         level >= 1,
         "a backlog over the threshold degrades low (level {level})"
     );
+    // The switch is in the log, with its channel, for the operator.
+    wait_logged(&["delivery degrades", "push"]).await;
 
     // Critical updates arrive while the slow provider works on the backlog.
     let critical: Vec<Notification> = (LOW_BUYERS..buyers)

@@ -342,6 +342,15 @@ impl DeliveryWorker {
             } else {
                 DegradeLevel::Normal
             };
+            let was = self.levels[ci(ch)];
+            if level != was {
+                // Operators see the switch in the log, not only as a gauge.
+                if level > was {
+                    tracing::warn!(channel = ch.as_str(), from = ?was, to = ?level, backlog = total, "delivery degrades: backlog past its threshold");
+                } else {
+                    tracing::info!(channel = ch.as_str(), from = ?was, to = ?level, backlog = total, "delivery recovers: backlog back under its threshold");
+                }
+            }
             self.levels[ci(ch)] = level;
             self.metrics
                 .channel(ch)
