@@ -66,8 +66,8 @@ impl Default for E2eArgs {
             seed: 1,
             partitions: 8,
             workers: 2,
-            scans_per_webhook: 64,
-            inflight: 64,
+            scans_per_webhook: 256,
+            inflight: 256,
             delivery_wait_s: 30,
             sms_pool: SmsPool {
                 long_codes: 10,

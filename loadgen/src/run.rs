@@ -277,7 +277,11 @@ impl Session {
             _ => None,
         };
         let snapshot = self.recorder.snapshot();
-        let counts = snapshot.counts;
+        let mut counts = snapshot.counts;
+        if let AnyTarget::Raw(t) = &self.target {
+            // Batches the node refused for good (kept in its dead letters).
+            counts.events_failed += t.rejected();
+        }
         let sent = self.sent.unwrap_or_default();
         let s = &self.config.scenario;
         let (mode, scans_per_webhook, dup_sent, dropped, node_acked) = match &self.target {

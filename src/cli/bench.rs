@@ -156,10 +156,10 @@ enum BenchCommand {
         #[arg(long, default_value_t = 2)]
         workers: u32,
         /// Scans per carrier webhook body.
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = 256)]
         scans_per_webhook: usize,
         /// Webhooks in flight.
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = 256)]
         inflight: usize,
         /// Seconds delivery may take after processing to drain critical
         /// notifications.
