@@ -167,3 +167,79 @@ fn log_dump_prints_records_from_an_offset() {
     assert_eq!(lines[0]["offset"], 3);
     assert_eq!(lines[1]["offset"], 4);
 }
+
+#[test]
+fn replay_dead_letters_resends_each_once_per_replay() {
+    use dropline_log::{AppendRequest, Log, LogConfig, Record, TopicConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    {
+        let log = Log::open(LogConfig::new(data.join("log"))).unwrap();
+        dropline_engine::ensure_topics(&log, 2).unwrap();
+        log.create_topic("notify-dead-letters", TopicConfig::new(1))
+            .unwrap();
+        let letter = |id: &str, channel: &str, intent: &str| {
+            serde_json::json!({
+                "v": 1, "reason": "attempts_exhausted", "error": "HTTP 500",
+                "attempts": 5, "rate_limited": 0, "channel": channel,
+                "priority": "critical", "message_key": id, "intent_id": id,
+                "partition": 1, "offset": 7, "at_ms": 1_700_000_000_000u64,
+                "intent_hex": intent,
+            })
+            .to_string()
+        };
+        let values = [
+            letter("aa01", "sms", "68656c6c6f"),
+            letter("bb02", "email", "776f726c64"),
+        ];
+        let records: Vec<Record<'_>> = values
+            .iter()
+            .zip(["aa01", "bb02"])
+            .map(|(v, k)| Record {
+                key: k.as_bytes(),
+                value: v.as_bytes(),
+            })
+            .collect();
+        log.partition("notify-dead-letters", 0)
+            .unwrap()
+            .append(&AppendRequest {
+                records: &records,
+                producer: None,
+            })
+            .unwrap();
+    }
+    let d = data.to_str().unwrap();
+    let out = dropline(&[
+        "replay",
+        "--dead-letters",
+        "--channel",
+        "sms",
+        "--json",
+        "--data-dir",
+        d,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["read"], 2);
+    assert_eq!(report["replayed"], 1);
+    assert_eq!(report["skipped"], 1);
+    // Nothing new since: a second replay sends nothing again.
+    let again = dropline(&["replay", "--dead-letters", "--json", "--data-dir", d]);
+    let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(again["replayed"], 0);
+
+    let log = Log::open(LogConfig::new(data.join("log"))).unwrap();
+    let resent = log
+        .partition("notify-sms-critical", 1)
+        .unwrap()
+        .lookup_key(b"aa01")
+        .unwrap();
+    assert_eq!(resent.len(), 1);
+    assert_eq!(resent[0].value, b"hello");
+    let email = log
+        .partition("notify-email-critical", 1)
+        .unwrap()
+        .lookup_key(b"bb02")
+        .unwrap();
+    assert!(email.is_empty(), "filtered out by --channel sms");
+}

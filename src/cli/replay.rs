@@ -18,7 +18,7 @@ use dropline_adapters::forensics::{
 #[derive(Debug, clap::Args)]
 pub(crate) struct ReplayArgs {
     /// The parcel to explain.
-    #[arg(long, required_unless_present = "topic")]
+    #[arg(long, required_unless_present_any = ["topic", "dead_letters"])]
     tracking_number: Option<String>,
     /// Show the parcel's state as of this time (RFC 3339 or epoch ms).
     #[arg(long, requires = "tracking_number")]
@@ -49,6 +49,20 @@ pub(crate) struct ReplayArgs {
     /// Admin token for `--node` (default: `admin.token` in `--data-dir`).
     #[arg(long)]
     token: Option<String>,
+    /// Re-send dead-lettered notifications: append those not replayed yet
+    /// back to their notify topics (the node must be stopped; the delivery
+    /// worker sends them on its next start, under the same idempotency
+    /// keys).
+    #[arg(long)]
+    dead_letters: bool,
+    /// With `--dead-letters`: only this channel (`sms`, `email`, `push`,
+    /// `webhook`).
+    #[arg(long, requires = "dead_letters")]
+    channel: Option<String>,
+    /// With `--dead-letters`: start at this dead-letter offset (replays
+    /// older ones again) instead of after the last replay.
+    #[arg(long, requires = "dead_letters")]
+    from_offset: Option<u64>,
 }
 
 fn time(text: &str) -> anyhow::Result<u64> {
@@ -56,6 +70,9 @@ fn time(text: &str) -> anyhow::Result<u64> {
 }
 
 pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    if args.dead_letters {
+        return replay_dead_letters(&args);
+    }
     if let Some(topic) = &args.topic {
         let (Some(from), Some(group)) = (&args.from, &args.group) else {
             anyhow::bail!("--topic needs --from and --group");
@@ -110,6 +127,28 @@ pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string(&history)?);
     } else {
         print!("{}", render_human(&history));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn replay_dead_letters(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
+    use dropline_adapters::delivery::{DEAD_LETTER_TOPIC, replay_dead_letters};
+    let log = std::sync::Arc::new(super::topics::open(&args.data_dir)?);
+    if log.partition(DEAD_LETTER_TOPIC, 0).is_err() {
+        println!("no dead letters ({DEAD_LETTER_TOPIC} does not exist)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let channel = args.channel.clone();
+    let report = replay_dead_letters(&log, DEAD_LETTER_TOPIC, args.from_offset, |l| {
+        channel.as_deref().is_none_or(|c| l.channel.as_str() == c)
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "dead letters: {} read, {} re-sent to their notify topics, {} skipped; next replay starts at offset {}",
+            report.read, report.replayed, report.skipped, report.next_offset
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
