@@ -13,9 +13,10 @@
 //!
 //! A webhook's acknowledgement is the adapter's 200, which it answers only
 //! once every new scan in it is durable in its spool; a 503 (spool full)
-//! or a 429 is retried with doubling delays, as carriers do. The node's
-//! own acknowledgement of the spooled events follows, and the run waits
-//! for it before it audits the log.
+//! or a 429 is retried with doubling delays, honoring `Retry-After`, for
+//! up to an hour, as carriers do. The node's own acknowledgement of the
+//! spooled events follows, and the run waits for it before it audits the
+//! log.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -54,12 +55,14 @@ pub struct WebhookConfig {
     pub inflight_max: usize,
     /// Time a webhook request may take, ms.
     pub timeout_ms: u64,
-    /// First retry delay after a 503, 429 or failure, ms (doubling).
+    /// First retry delay after a 503, 429 or failure, ms (doubling; a
+    /// longer `Retry-After` is honored).
     pub retry_initial_ms: u64,
-    /// Largest retry delay, ms.
+    /// Largest retry delay of its own, ms.
     pub retry_max_ms: u64,
-    /// Attempts before a webhook is given up.
-    pub attempts_max: u32,
+    /// A webhook is given up once retrying it would take longer than this
+    /// since its first attempt, ms (carriers retry for hours).
+    pub retry_window_ms: u64,
 }
 
 impl Default for WebhookConfig {
@@ -70,7 +73,7 @@ impl Default for WebhookConfig {
             timeout_ms: 30_000,
             retry_initial_ms: 50,
             retry_max_ms: 2_000,
-            attempts_max: 30,
+            retry_window_ms: 3_600_000,
         }
     }
 }
@@ -310,6 +313,18 @@ impl WebhookTarget {
     }
 }
 
+/// The delay a `Retry-After` header (seconds) asks for.
+fn retry_after(r: &reqwest::Response) -> Option<Duration> {
+    r.headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
 async fn deliver(
     client: &reqwest::Client,
     url: &str,
@@ -320,8 +335,10 @@ async fn deliver(
     ledger: &Ledger,
 ) {
     let signature = sign(secret.as_bytes(), &push.body);
+    let started = tokio::time::Instant::now();
+    let window = Duration::from_millis(config.retry_window_ms);
     let mut delay = Duration::from_millis(config.retry_initial_ms.max(1));
-    for _ in 0..config.attempts_max.max(1) {
+    loop {
         let answer = client
             .post(url)
             .header("content-type", "application/json")
@@ -329,7 +346,7 @@ async fn deliver(
             .body(push.body.clone())
             .send()
             .await;
-        match answer {
+        let wait = match answer {
             Ok(r) if r.status().is_success() => {
                 recorder.acked(Kind::Event, &push.intended_us);
                 ledger.acked(push.ids);
@@ -339,12 +356,17 @@ async fn deliver(
                 tracing::warn!(status = %r.status(), carrier = %push.carrier, "webhook refused");
                 break;
             }
-            _ => {
-                recorder.retried();
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_millis(config.retry_max_ms.max(1)));
-            }
+            // A 503 (spool full) or 429 says when to come back.
+            Ok(r) => retry_after(&r).map_or(delay, |after| after.max(delay)),
+            Err(_) => delay,
+        };
+        if started.elapsed() + wait > window {
+            tracing::warn!(carrier = %push.carrier, "webhook given up after its retry window");
+            break;
         }
+        recorder.retried();
+        tokio::time::sleep(wait).await;
+        delay = (delay * 2).min(Duration::from_millis(config.retry_max_ms.max(1)));
     }
     recorder.failed(Kind::Event, push.intended_us.len() as u64);
 }
