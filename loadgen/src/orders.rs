@@ -29,26 +29,29 @@ pub const HTTP_ORDERS_INFLIGHT_MAX: usize = 64;
 
 /// Rewrites the workload's placeholder contacts into deliverable
 /// addresses: `<buyer>@buyers.example`, a +1 555 number, a push token, and
-/// `hooks_url` for the marketplace webhook (consent withdrawn when there
-/// is no receiver).
+/// `hooks_url` for the marketplace webhook (the webhook contact is dropped
+/// when there is no receiver: the API refuses an address that is not a
+/// URL).
 pub fn deliverable(order: &mut ShipmentOrder, hooks_url: Option<&str>) {
     let buyer = order.buyer_id.to_lowercase();
     let digits: u64 = buyer
         .bytes()
         .filter(u8::is_ascii_digit)
         .fold(0, |n, d| (n * 10 + u64::from(d - b'0')) % 10_000_000);
+    let marketplace = order.marketplace.clone();
+    order
+        .contacts
+        .retain(|c| c.channel != Channel::Webhook || hooks_url.is_some());
     for c in &mut order.contacts {
-        match c.channel {
-            Channel::Email => c.address = format!("{buyer}@buyers.example"),
-            Channel::Sms => c.address = format!("+1555{digits:07}"),
-            Channel::Push => c.address = format!("push-{buyer}"),
-            Channel::Webhook => match hooks_url {
-                Some(url) => {
-                    c.address = format!("{}/hooks/{}", url.trim_end_matches('/'), order.marketplace)
-                }
-                None => c.consent = false,
-            },
-        }
+        c.address = match c.channel {
+            Channel::Email => format!("{buyer}@buyers.example"),
+            Channel::Sms => format!("+1555{digits:07}"),
+            Channel::Push => format!("push-{buyer}"),
+            Channel::Webhook => format!(
+                "{}/hooks/{marketplace}",
+                hooks_url.unwrap_or_default().trim_end_matches('/')
+            ),
+        };
     }
 }
 
@@ -245,16 +248,22 @@ impl HttpOrders {
             (self.client.clone(), self.url.clone(), self.recorder.clone());
         tokio::spawn(async move {
             let body = create_request(&order);
-            let ok = client
-                .post(&url)
-                .json(&body)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if ok {
-                recorder.acked(Kind::Order, &[intended_us]);
-            } else {
-                recorder.failed(Kind::Order, 1);
+            match client.post(&url).json(&body).send().await {
+                Ok(r) if r.status().is_success() => {
+                    recorder.acked(Kind::Order, &[intended_us]);
+                }
+                answer => {
+                    if recorder.counts().orders_failed == 0 {
+                        let reason = match answer {
+                            Ok(r) => {
+                                format!("{}: {}", r.status(), r.text().await.unwrap_or_default())
+                            }
+                            Err(e) => e.to_string(),
+                        };
+                        tracing::warn!(%reason, tracking_number = %order.tracking_number, "order creation refused");
+                    }
+                    recorder.failed(Kind::Order, 1);
+                }
             }
             drop(permit);
         });
@@ -308,5 +317,52 @@ impl OrderSink {
             OrderSink::Log(_) => "appended to the embedded node's orders topic",
             OrderSink::Http(_) => "POST /v1/shipments",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::{WorkItem, Workload, WorkloadConfig};
+
+    fn first_order() -> ShipmentOrder {
+        Workload::new(WorkloadConfig {
+            shipments: 3,
+            ..WorkloadConfig::default()
+        })
+        .find_map(|(_, item)| match item {
+            WorkItem::Order(o) => Some(o),
+            _ => None,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn contacts_become_deliverable_addresses() {
+        let mut o = first_order();
+        deliverable(&mut o, Some("http://127.0.0.1:9/"));
+        let address = |ch| {
+            o.contacts
+                .iter()
+                .find(|c| c.channel == ch)
+                .map(|c| c.address.clone())
+        };
+        assert!(address(Channel::Email).unwrap().ends_with("@buyers.example"));
+        assert!(address(Channel::Sms).unwrap().starts_with("+1555"));
+        assert_eq!(
+            address(Channel::Webhook).unwrap(),
+            format!("http://127.0.0.1:9/hooks/{}", o.marketplace)
+        );
+        let body = serde_json::to_value(create_request(&o)).unwrap();
+        assert_eq!(body["contacts"].as_array().unwrap().len(), 4);
+        assert_eq!(body["carrier"], o.carrier.as_str());
+    }
+
+    #[test]
+    fn without_a_receiver_the_webhook_contact_is_dropped() {
+        let mut o = first_order();
+        deliverable(&mut o, None);
+        assert!(o.contacts.iter().all(|c| c.channel != Channel::Webhook));
+        assert_eq!(o.contacts.len(), 3);
     }
 }

@@ -141,6 +141,7 @@ impl LoadReport {
         set("scans_per_webhook", Value::from(self.scans_per_webhook));
         set("orders_sent", Value::from(c.orders_sent));
         set("orders_acked", Value::from(c.orders_acked));
+        set("orders_failed", Value::from(c.orders_failed));
         set("events_sent", Value::from(c.events_sent));
         set("events_acked", Value::from(c.events_acked));
         set("events_failed", Value::from(c.events_failed));
@@ -217,10 +218,10 @@ impl LoadReport {
         };
         row(
             &mut out,
-            "orders sent / acked",
+            "orders sent / acked / failed",
             format!(
-                "{} / {}  ({})",
-                c.orders_sent, c.orders_acked, self.orders_to
+                "{} / {} / {}  ({})",
+                c.orders_sent, c.orders_acked, c.orders_failed, self.orders_to
             ),
         );
         row(
