@@ -347,7 +347,11 @@ mod tests {
                 .find(|c| c.channel == ch)
                 .map(|c| c.address.clone())
         };
-        assert!(address(Channel::Email).unwrap().ends_with("@buyers.example"));
+        assert!(
+            address(Channel::Email)
+                .unwrap()
+                .ends_with("@buyers.example")
+        );
         assert!(address(Channel::Sms).unwrap().starts_with("+1555"));
         assert_eq!(
             address(Channel::Webhook).unwrap(),
