@@ -167,9 +167,14 @@ impl AdapterRig {
         Ok(())
     }
 
-    /// Stops the adapter and the simulator.
+    /// Stops the adapter, its ingest client (so that nothing writes to the
+    /// spool any more) and the simulator.
     pub async fn shutdown(self) {
+        let sink = self.adapter.sink().clone();
         self.adapter.shutdown().await;
+        if let Ok(sink) = Arc::try_unwrap(sink) {
+            sink.abort().await;
+        }
         self.sim.shutdown().await;
     }
 }
