@@ -21,7 +21,7 @@ use dropline_log::{Log, LogConfig, LogError};
 use dropline_operators::model::{Carrier, Channel, Contact, Priority, ShipmentOrder, Status};
 
 use crate::Report;
-use crate::delivery_rig::{DeliveryRig, SmsPool, Smtp};
+use crate::delivery_rig::{DeliveryRig, SmsPool, Smtp, now_ms, start_err};
 
 const ORDERS_TOPIC: &str = "orders";
 
@@ -78,20 +78,6 @@ pub enum DeliveryBenchError {
         /// Its error.
         reason: String,
     },
-}
-
-fn start_err(what: &'static str, e: impl std::fmt::Display) -> DeliveryBenchError {
-    DeliveryBenchError::Start {
-        what,
-        reason: e.to_string(),
-    }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 struct Mix(u64);

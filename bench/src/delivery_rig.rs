@@ -100,14 +100,14 @@ impl std::fmt::Debug for DeliveryRig {
     }
 }
 
-fn start_err(what: &'static str, e: impl std::fmt::Display) -> DeliveryBenchError {
+pub(crate) fn start_err(what: &'static str, e: impl std::fmt::Display) -> DeliveryBenchError {
     DeliveryBenchError::Start {
         what,
         reason: e.to_string(),
     }
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

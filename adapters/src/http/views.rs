@@ -148,6 +148,12 @@ pub struct ViewStoreStats {
     pub tail_errors: AtomicU64,
 }
 
+/// Waits `retry_ms`, then doubles it up to [`TAIL_RETRY_MS_MAX`].
+async fn back_off(retry_ms: &mut u64) {
+    tokio::time::sleep(std::time::Duration::from_millis(*retry_ms)).await;
+    *retry_ms = (*retry_ms * 2).min(TAIL_RETRY_MS_MAX);
+}
+
 /// First wait before a failed tail read is retried, ms (doubling).
 pub const TAIL_RETRY_MS_MIN: u64 = 100;
 /// Longest wait between retries of a failed tail read, ms.
@@ -478,8 +484,7 @@ impl ViewStore {
                         retry_ms,
                         "view store cannot read; tracking pages of this partition are stale"
                     );
-                    tokio::time::sleep(std::time::Duration::from_millis(retry_ms)).await;
-                    retry_ms = (retry_ms * 2).min(TAIL_RETRY_MS_MAX);
+                    back_off(&mut retry_ms).await;
                     continue;
                 }
             };
@@ -492,8 +497,7 @@ impl ViewStore {
                         // Poisoned: nothing new arrives until the partition
                         // is reopened; wait without spinning.
                         tracing::warn!(topic = %part.topic(), partition = part.id(), error = %e, "view store waiting on a failed partition");
-                        tokio::time::sleep(std::time::Duration::from_millis(retry_ms)).await;
-                        retry_ms = (retry_ms * 2).min(TAIL_RETRY_MS_MAX);
+                        back_off(&mut retry_ms).await;
                     }
                 }
                 continue;
