@@ -85,6 +85,13 @@ impl<const N: usize> InlineStr<N> {
         std::str::from_utf8(self.as_bytes()).unwrap_or("")
     }
 
+    /// The length byte and the whole backing array (bytes past the length
+    /// are zero or stale), for encoders that copy a fixed size.
+    #[inline]
+    pub(crate) fn raw(&self) -> (u8, &[u8; N]) {
+        (self.len, &self.bytes)
+    }
+
     /// The text's bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]

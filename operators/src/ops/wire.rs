@@ -60,34 +60,63 @@ impl<'a> Writer<'a> {
     pub(crate) fn new(out: &'a mut Vec<u8>) -> Self {
         Writer { out }
     }
+    /// A writer that first makes room for `bytes_max` more bytes, so the
+    /// fields of a record of bounded size never reallocate one by one.
+    #[inline]
+    pub(crate) fn reserving(out: &'a mut Vec<u8>, bytes_max: usize) -> Self {
+        out.reserve(bytes_max);
+        Writer { out }
+    }
+    #[inline]
     pub(crate) fn u8(&mut self, v: u8) -> &mut Self {
         self.out.push(v);
         self
     }
+    #[inline]
     pub(crate) fn bool(&mut self, v: bool) -> &mut Self {
         self.u8(u8::from(v))
     }
+    #[inline]
     pub(crate) fn u16(&mut self, v: u16) -> &mut Self {
         self.out.extend_from_slice(&v.to_le_bytes());
         self
     }
+    #[inline]
     pub(crate) fn u32(&mut self, v: u32) -> &mut Self {
         self.out.extend_from_slice(&v.to_le_bytes());
         self
     }
+    #[inline]
     pub(crate) fn u64(&mut self, v: u64) -> &mut Self {
         self.out.extend_from_slice(&v.to_le_bytes());
         self
     }
+    #[inline]
     pub(crate) fn i64(&mut self, v: i64) -> &mut Self {
         self.out.extend_from_slice(&v.to_le_bytes());
         self
     }
+    #[inline]
     pub(crate) fn u128(&mut self, v: u128) -> &mut Self {
         self.out.extend_from_slice(&v.to_le_bytes());
         self
     }
+    /// An inline string, encoded exactly as [`Writer::str8`] encodes its
+    /// bytes (a length byte, then the text). Why not `str8`: the text is
+    /// copied as its whole fixed-size array (a constant-size copy the
+    /// compiler inlines, instead of a `memcpy` call of a variable length)
+    /// and the bytes past its length are cut off again.
+    #[inline]
+    pub(crate) fn inline<const N: usize>(&mut self, s: &InlineStr<N>) -> &mut Self {
+        let (len, bytes) = s.raw();
+        let end = self.out.len() + 1 + usize::from(len);
+        self.out.push(len);
+        self.out.extend_from_slice(bytes);
+        self.out.truncate(end);
+        self
+    }
     /// A short string: one length byte (callers keep text under 256 bytes).
+    #[inline]
     pub(crate) fn str8(&mut self, s: impl AsRef<[u8]>) -> &mut Self {
         let bytes = s.as_ref();
         let len = bytes.len().min(usize::from(u8::MAX));
@@ -95,6 +124,7 @@ impl<'a> Writer<'a> {
         self.out.extend_from_slice(&bytes[..len]);
         self
     }
+    #[inline]
     pub(crate) fn bytes(&mut self, b: &[u8]) -> &mut Self {
         self.out.extend_from_slice(b);
         self

@@ -23,6 +23,9 @@ use super::InputTopic;
 /// Version byte of the intent encoding.
 pub const INTENT_FORMAT_V1: u8 = 1;
 
+/// Longest encoded intent, bytes.
+const INTENT_BYTES_MAX: usize = 1 + 16 + 41 + 3 + 33 + 33 + 65 + 33 + 65 + 8 + 4 + 32;
+
 /// A deterministic 128-bit id, rendered as 32 lower-case hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct IntentId(pub u128);
@@ -170,28 +173,31 @@ pub struct NotificationIntent {
 
 impl NotificationIntent {
     /// Appends the binary encoding.
+    #[inline]
     pub fn encode(&self, out: &mut Vec<u8>) {
-        let mut w = Writer::new(out);
-        w.u8(INTENT_FORMAT_V1)
-            .u128(self.id.as_u128())
-            .str8(self.tracking_number.as_bytes())
-            .u8(self.carrier as u8)
-            .u8(self.channel as u8)
-            .u8(self.priority as u8)
-            .str8(self.template.as_bytes())
-            .str8(self.rule_id.as_bytes())
-            .str8(self.order_id.as_bytes())
-            .str8(self.marketplace.as_bytes())
-            .str8(self.buyer_id.as_bytes())
-            .u64(self.order_offset)
-            .u8(self.status as u8)
-            .u8(self.sub_status as u8)
-            .u8(self.remediation as u8)
-            .bool(self.digest)
-            .u64(self.send_after_ms)
-            .u64(self.created_log_ms)
-            .u64(self.event_log_ms)
-            .u64(self.source_offset);
+        let mut w = Writer::reserving(out, INTENT_BYTES_MAX);
+        let mut head = [0u8; 17];
+        head[0] = INTENT_FORMAT_V1;
+        head[1..17].copy_from_slice(&self.id.as_u128().to_le_bytes());
+        w.bytes(&head)
+            .inline(&self.tracking_number)
+            .bytes(&[self.carrier as u8, self.channel as u8, self.priority as u8])
+            .inline(&self.template)
+            .inline(&self.rule_id)
+            .inline(&self.order_id)
+            .inline(&self.marketplace)
+            .inline(&self.buyer_id);
+        let mut tail = [0u8; 44];
+        tail[..8].copy_from_slice(&self.order_offset.to_le_bytes());
+        tail[8] = self.status as u8;
+        tail[9] = self.sub_status as u8;
+        tail[10] = self.remediation as u8;
+        tail[11] = u8::from(self.digest);
+        tail[12..20].copy_from_slice(&self.send_after_ms.to_le_bytes());
+        tail[20..28].copy_from_slice(&self.created_log_ms.to_le_bytes());
+        tail[28..36].copy_from_slice(&self.event_log_ms.to_le_bytes());
+        tail[36..44].copy_from_slice(&self.source_offset.to_le_bytes());
+        w.bytes(&tail);
     }
 
     /// Decodes [`NotificationIntent::encode`]'s output.

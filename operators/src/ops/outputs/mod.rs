@@ -84,11 +84,21 @@ impl SourceRef {
         }
     }
 
+    #[inline]
     pub(crate) fn write(&self, w: &mut Writer<'_>) {
-        w.u8(self.topic as u8)
-            .u32(self.partition)
-            .u64(self.offset)
-            .u64(self.log_time_ms);
+        w.bytes(&self.to_bytes());
+    }
+
+    /// The encoding [`SourceRef::write`] appends: topic, partition, offset,
+    /// log time.
+    #[inline]
+    pub(crate) fn to_bytes(self) -> [u8; 21] {
+        let mut b = [0u8; 21];
+        b[0] = self.topic as u8;
+        b[1..5].copy_from_slice(&self.partition.to_le_bytes());
+        b[5..13].copy_from_slice(&self.offset.to_le_bytes());
+        b[13..21].copy_from_slice(&self.log_time_ms.to_le_bytes());
+        b
     }
 
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<SourceRef, WireError> {
@@ -152,6 +162,7 @@ impl Outputs {
     }
 }
 
+#[inline]
 pub(crate) fn opt_i64(w: &mut Writer<'_>, v: Option<i64>) {
     match v {
         Some(v) => w.u8(1).i64(v),

@@ -14,10 +14,13 @@ use crate::ops::exceptions::{ExceptionClass, Remediation};
 use crate::ops::text::{InlineStr, TrackingNumber};
 use crate::ops::wire::{Reader, WireError, Writer, codes};
 
-use super::{opt_i64, read_opt_i64};
+use super::read_opt_i64;
 
 /// Version byte of the view encoding.
 pub const VIEW_FORMAT_V1: u8 = 1;
+
+/// Longest encoded view change, bytes.
+const VIEW_BYTES_MAX: usize = 1 + 41 + 1 + 8 + 3 + (1 + 16 + 1 + 41 + 9 + 13 + 5) + 27 + 2 + 12;
 
 /// What caused a view change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -123,51 +126,62 @@ pub struct ShipmentView {
 
 impl ShipmentView {
     /// Appends the binary encoding.
+    #[inline]
     pub fn encode(&self, out: &mut Vec<u8>) {
-        let mut w = Writer::new(out);
-        w.u8(VIEW_FORMAT_V1)
-            .str8(self.tracking_number.as_bytes())
-            .u8(self.change as u8)
-            .u64(self.updated_log_ms)
-            .u8(self.carrier.map_or(0, |c| c as u8))
-            .u8(self.status.map_or(0, |s| s as u8))
-            .u8(self.sub_status as u8);
-        match &self.last_event {
+        let mut w = Writer::reserving(out, VIEW_BYTES_MAX);
+        w.u8(VIEW_FORMAT_V1).inline(&self.tracking_number);
+        // Fixed-width runs are assembled in arrays and appended whole.
+        let mut mid = [0u8; 30];
+        mid[0] = self.change as u8;
+        mid[1..9].copy_from_slice(&self.updated_log_ms.to_le_bytes());
+        mid[9] = self.carrier.map_or(0, |c| c as u8);
+        mid[10] = self.status.map_or(0, |s| s as u8);
+        mid[11] = self.sub_status as u8;
+        let location = match &self.last_event {
             None => {
-                w.u8(0);
+                w.bytes(&mid[..13]);
+                None
             }
             Some(e) => {
-                w.u8(1).u64(e.offset).i64(e.occurred_at_ms);
-                match &e.location {
-                    None => {
-                        w.u8(0);
-                    }
-                    Some(l) => {
-                        w.u8(1)
-                            .str8(l.city.as_bytes())
-                            .str8(l.region.as_bytes())
-                            .str8(l.postal_code.as_bytes())
-                            .str8(l.country.as_bytes());
-                    }
-                }
+                mid[12] = 1;
+                mid[13..21].copy_from_slice(&e.offset.to_le_bytes());
+                mid[21..29].copy_from_slice(&e.occurred_at_ms.to_le_bytes());
+                mid[29] = u8::from(e.location.is_some());
+                w.bytes(&mid);
+                e.location.as_ref()
+            }
+        };
+        if let Some(l) = location {
+            w.inline(&l.city)
+                .inline(&l.region)
+                .inline(&l.postal_code)
+                .inline(&l.country);
+        }
+        let mut tail = [0u8; 41];
+        let mut n = 0;
+        for v in [self.promised_from_ms, self.promised_to_ms, self.estimate_ms] {
+            if let Some(v) = v {
+                tail[n] = 1;
+                tail[n + 1..n + 9].copy_from_slice(&v.to_le_bytes());
+                n += 9;
+            } else {
+                n += 1;
             }
         }
-        opt_i64(&mut w, self.promised_from_ms);
-        opt_i64(&mut w, self.promised_to_ms);
-        opt_i64(&mut w, self.estimate_ms);
-        w.bool(self.late).bool(self.stale);
-        match &self.open_exception {
-            None => {
-                w.u8(0);
-            }
-            Some(x) => {
-                w.u8(1)
-                    .u8(x.class as u8)
-                    .u8(x.remediation as u8)
-                    .u64(x.since_log_ms)
-                    .bool(x.escalated);
-            }
+        tail[n] = u8::from(self.late);
+        tail[n + 1] = u8::from(self.stale);
+        n += 2;
+        if let Some(x) = &self.open_exception {
+            tail[n] = 1;
+            tail[n + 1] = x.class as u8;
+            tail[n + 2] = x.remediation as u8;
+            tail[n + 3..n + 11].copy_from_slice(&x.since_log_ms.to_le_bytes());
+            tail[n + 11] = u8::from(x.escalated);
+            n += 12;
+        } else {
+            n += 1;
         }
+        w.bytes(&tail[..n]);
     }
 
     /// Decodes [`ShipmentView::encode`]'s output.
