@@ -16,7 +16,7 @@ use crate::ops::outputs::{
 };
 use crate::ops::rules::{Rule, RuleMatch};
 use crate::ops::shipment::{NO_OFFSET, flag, secs_u32};
-use crate::ops::text::{IdText, MarketplaceText, TrackingNumber};
+use crate::ops::text::{IdText, TrackingNumber};
 use crate::ops::view;
 
 /// A scan that passed dedup and debounce (or a released ping).
@@ -187,8 +187,7 @@ impl Chain {
         let texts = self.arena.get(rec.text_at);
         let order_id = IdText::from_utf8_bytes(texts.order_id);
         let buyer_id = IdText::from_utf8_bytes(texts.buyer_id);
-        let marketplace =
-            MarketplaceText::truncated(self.marketplaces.name(u32::from(rec.marketplace)));
+        let marketplace = self.marketplace_text(rec.marketplace);
         let buyer = buyer_key(buyer_id.as_bytes());
         let tz_id = usize::from(rec.tz).min(self.zones.len().saturating_sub(1));
         let tz = self.zones.get(tz_id).copied().unwrap_or(chrono_tz::Tz::UTC);
@@ -223,7 +222,7 @@ impl Chain {
                 || (self.drop_mode
                     && (priority == Priority::Low
                         || (priority == Priority::Normal && self.config.drop_mode_digest_normal))));
-        let window_s = u32::try_from(self.config.consolidate_window_ms / 1000).unwrap_or(u32::MAX);
+        let window_s = self.limits.consolidate_window_s;
         let parcel = rec.key_hash as u32;
         let mut clock: Option<LocalClock> = None;
         for channel in rule.channels.iter() {

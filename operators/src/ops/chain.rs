@@ -24,7 +24,7 @@ use crate::ops::dedup;
 use crate::ops::fanout::{
     BuyerCaps, Consolidation, OptOuts, OrderCounts, ZoneClock, buyer_key, opt_out_key, order_key,
 };
-use crate::ops::hash::{PassThrough, key_of};
+use crate::ops::hash::{NameHash, PassThrough, key_of};
 use crate::ops::interner::Interner;
 use crate::ops::journal::CaseJournal;
 use crate::ops::order_input::OrderInput;
@@ -38,6 +38,10 @@ use crate::ops::table::Index;
 use crate::ops::text::{IdText, MarketplaceText, RuleText, TrackingNumber};
 use crate::ops::timers::TimerWheel;
 use crate::ops::view;
+
+/// Most time-zone names remembered with their id (the tz database has
+/// about 600 names and aliases).
+const ZONE_NAMES_CACHED_MAX: usize = 1024;
 
 /// Text bytes a shipment is expected to need (pre-sizing the arena).
 const TEXT_BYTES_PER_SHIPMENT_EXPECTED: usize = 48;
@@ -95,9 +99,41 @@ pub struct ChainStats {
     pub dead_letters: u64,
 }
 
+/// The configuration's durations in the units the hot path compares
+/// (derived from [`ChainConfig`] once; index 1 is drop mode), so that no
+/// event pays for divisions of configured milliseconds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub(crate) dedup_window_min: [u32; 2],
+    pub(crate) debounce_s: [u32; 2],
+    pub(crate) stale_after_s: u32,
+    pub(crate) escalate_after_s: u32,
+    pub(crate) retain_terminal_s: u32,
+    pub(crate) retain_idle_s: u32,
+    pub(crate) consolidate_window_s: u32,
+}
+
+impl Limits {
+    fn of(c: &ChainConfig) -> Limits {
+        let min = |ms: u64| u32::try_from(ms / 60_000).unwrap_or(u32::MAX);
+        // Seconds rounded up, as the timers always did.
+        let up = |ms: u64| u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX);
+        Limits {
+            dedup_window_min: [min(c.dedup_window_ms), min(c.dedup_window_drop_mode_ms)],
+            debounce_s: [up(c.debounce_ms), up(c.debounce_drop_mode_ms)],
+            stale_after_s: up(c.stale_after_ms),
+            escalate_after_s: up(c.exception_escalate_after_ms),
+            retain_terminal_s: up(c.retain_terminal_ms),
+            retain_idle_s: up(c.retain_idle_ms),
+            consolidate_window_s: u32::try_from(c.consolidate_window_ms / 1000).unwrap_or(u32::MAX),
+        }
+    }
+}
+
 /// One partition's operator state and logic.
 pub struct Chain {
     pub(crate) config: ChainConfig,
+    pub(crate) limits: Limits,
     pub(crate) rules: Arc<Rules>,
     pub(crate) records: Vec<Shipment>,
     pub(crate) free: Vec<u32>,
@@ -107,6 +143,11 @@ pub struct Chain {
     pub(crate) sellers: Interner,
     pub(crate) zones: Vec<Tz>,
     pub(crate) zone_ids: HashMap<Tz, u16>,
+    /// Zone names already parsed, with their id (derived; not in
+    /// snapshots): parsing a name costs a perfect-hash lookup per order.
+    pub(crate) zone_names: HashMap<Box<str>, u16, NameHash>,
+    /// Each interned marketplace's name as intents carry it (derived).
+    pub(crate) mp_texts: Vec<MarketplaceText>,
     /// Cached offsets per zone (derived; not in snapshots).
     pub(crate) zone_clocks: Vec<ZoneClock>,
     pub(crate) order_counts: OrderCounts,
@@ -182,6 +223,8 @@ impl Chain {
             sellers: Interner::new(config.sellers_max as usize),
             zones: vec![Tz::UTC],
             zone_ids: HashMap::from([(Tz::UTC, 0)]),
+            zone_names: HashMap::default(),
+            mp_texts: Vec::new(),
             zone_clocks: Vec::new(),
             order_counts: OrderCounts::with_slots(
                 (initial * 4).max(crate::ops::fanout::ORDER_COUNT_SLOTS_MIN),
@@ -206,6 +249,7 @@ impl Chain {
             stats: ChainStats::default(),
             batch_keys: Vec::new(),
             rules,
+            limits: Limits::of(&config),
             config,
         };
         chain.rebuild_layer_cache();
@@ -284,6 +328,9 @@ impl Chain {
             + self.zones.capacity() * std::mem::size_of::<Tz>()
             + self.zone_clocks.capacity() * std::mem::size_of::<ZoneClock>()
             + self.zone_ids.capacity() * 8
+            + self.zone_names.capacity() * 24
+            + self.zone_names.keys().map(|k| k.len()).sum::<usize>()
+            + self.mp_texts.capacity() * std::mem::size_of::<MarketplaceText>()
             + self.mp_layers.capacity() * 4
             + self.seller_layers.capacity() * 17;
         [
@@ -390,22 +437,14 @@ impl Chain {
         t
     }
 
+    #[inline]
     pub(crate) fn dedup_window_min(&self) -> u32 {
-        let ms = if self.drop_mode {
-            self.config.dedup_window_drop_mode_ms
-        } else {
-            self.config.dedup_window_ms
-        };
-        u32::try_from(ms / 60_000).unwrap_or(u32::MAX)
+        self.limits.dedup_window_min[usize::from(self.drop_mode)]
     }
 
+    #[inline]
     pub(crate) fn debounce_s(&self) -> u32 {
-        let ms = if self.drop_mode {
-            self.config.debounce_drop_mode_ms
-        } else {
-            self.config.debounce_ms
-        };
-        u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX)
+        self.limits.debounce_s[usize::from(self.drop_mode)]
     }
 
     /// Applies one carrier event (read in place from the log).
@@ -735,16 +774,40 @@ impl Chain {
     }
 
     fn intern_zone(&mut self, name: &str) -> u16 {
-        let tz: Tz = name.parse().unwrap_or(Tz::UTC);
-        if let Some(&id) = self.zone_ids.get(&tz) {
+        if let Some(&id) = self.zone_names.get(name) {
             return id;
         }
-        let Ok(id) = u16::try_from(self.zones.len()) else {
-            return 0;
+        let parsed: Option<Tz> = name.parse().ok();
+        let tz = parsed.unwrap_or(Tz::UTC);
+        let id = if let Some(&id) = self.zone_ids.get(&tz) {
+            id
+        } else {
+            let Ok(id) = u16::try_from(self.zones.len()) else {
+                return 0;
+            };
+            self.zones.push(tz);
+            self.zone_ids.insert(tz, id);
+            id
         };
-        self.zones.push(tz);
-        self.zone_ids.insert(tz, id);
+        // Only names of real zones are remembered (a few hundred exist),
+        // so arbitrary text in orders cannot grow the cache.
+        if parsed.is_some() && self.zone_names.len() < ZONE_NAMES_CACHED_MAX {
+            self.zone_names.insert(name.into(), id);
+        }
         id
+    }
+
+    /// The marketplace's name as intents carry it (cut to fit).
+    pub(crate) fn marketplace_text(&mut self, id: u16) -> MarketplaceText {
+        let i = usize::from(id);
+        while self.mp_texts.len() <= i && self.mp_texts.len() < self.marketplaces.len() {
+            let n = self.marketplaces.name(self.mp_texts.len() as u32);
+            self.mp_texts.push(MarketplaceText::truncated(n));
+        }
+        self.mp_texts
+            .get(i)
+            .copied()
+            .unwrap_or_else(|| MarketplaceText::truncated(self.marketplaces.name(u32::from(id))))
     }
 
     /// The layers that apply to a shipment: its seller's, its marketplace's.
@@ -796,14 +859,15 @@ impl Chain {
     }
 
     /// Pushes a decision, and into the case journal while an exception is open.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn emit(&mut self, idx: usize, d: Decision, out: &mut Outputs) {
+        out.decisions.push(d);
         if self.records[idx].has(flag::EXCEPTION_OPEN)
             && let Some(j) = self.journals.get_mut(&(idx as u32))
+            && let Some(d) = out.decisions.last()
         {
-            j.push_decision(&d);
+            j.push_decision(d);
         }
-        out.decisions.push(d);
     }
 
     /// Finds a shipment by tracking number.

@@ -7,10 +7,12 @@
 
 use std::collections::HashMap;
 
+use crate::ops::hash::NameHash;
+
 #[derive(Debug, Clone)]
 pub(crate) struct Interner {
     names: Vec<Box<str>>,
-    ids: HashMap<Box<str>, u32>,
+    ids: HashMap<Box<str>, u32, NameHash>,
     max: usize,
     bytes: usize,
 }
@@ -19,7 +21,7 @@ impl Interner {
     pub(crate) fn new(max: usize) -> Interner {
         let mut i = Interner {
             names: Vec::new(),
-            ids: HashMap::new(),
+            ids: HashMap::default(),
             max: max.max(1),
             bytes: 0,
         };

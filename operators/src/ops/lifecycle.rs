@@ -30,10 +30,6 @@ enum Timer {
 /// so a handful always suffices; the bound keeps the loop finite).
 const TIMERS_PER_WAKE_MAX: usize = 8;
 
-fn s_of_ms(ms: u64) -> u32 {
-    u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX)
-}
-
 impl Chain {
     fn due(&self, rec: &Shipment) -> Option<(u32, Timer)> {
         let mut best: Option<(u32, Timer)> = None;
@@ -52,27 +48,23 @@ impl Chain {
         let terminal = rec.is_terminal();
         if active && !terminal && !rec.has(flag::STALE) {
             consider(
-                rec.last_log_s
-                    .saturating_add(s_of_ms(self.config.stale_after_ms)),
+                rec.last_log_s.saturating_add(self.limits.stale_after_s),
                 Timer::Stale,
             );
         }
         if rec.has(flag::EXCEPTION_OPEN) && !rec.has(flag::ESCALATED) {
             consider(
                 rec.exception_since_s
-                    .saturating_add(s_of_ms(self.config.exception_escalate_after_ms)),
+                    .saturating_add(self.limits.escalate_after_s),
                 Timer::Escalate,
             );
         }
-        let retain = if terminal {
-            self.config.retain_terminal_ms
+        let retain_s = if terminal {
+            self.limits.retain_terminal_s
         } else {
-            self.config.retain_idle_ms
+            self.limits.retain_idle_s
         };
-        consider(
-            rec.last_log_s.saturating_add(s_of_ms(retain)),
-            Timer::Retire,
-        );
+        consider(rec.last_log_s.saturating_add(retain_s), Timer::Retire);
         best
     }
 

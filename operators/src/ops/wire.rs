@@ -253,17 +253,28 @@ impl<'a> Reader<'a> {
 pub(crate) mod codes {
     use crate::model::{Carrier, Channel, Priority, Status, SubStatus};
 
+    // Each `ALL` lists its enum in discriminant order from 1, so a code
+    // indexes it directly; the filter keeps the lookup exact regardless.
+    #[inline]
     pub(crate) fn status(v: u8) -> Option<Status> {
-        Status::ALL.into_iter().find(|s| *s as u8 == v)
+        Status::ALL
+            .get(usize::from(v).wrapping_sub(1))
+            .copied()
+            .filter(|s| *s as u8 == v)
     }
+    #[inline]
     pub(crate) fn sub_status(v: u8) -> Option<SubStatus> {
         SubStatus::ALL
             .get(usize::from(v))
             .copied()
             .filter(|s| *s as u8 == v)
     }
+    #[inline]
     pub(crate) fn carrier(v: u8) -> Option<Carrier> {
-        Carrier::ALL.into_iter().find(|c| *c as u8 == v)
+        Carrier::ALL
+            .get(usize::from(v).wrapping_sub(1))
+            .copied()
+            .filter(|c| *c as u8 == v)
     }
     pub(crate) fn channel(v: u8) -> Option<Channel> {
         Channel::ALL.into_iter().find(|c| *c as u8 == v)
@@ -315,5 +326,14 @@ mod tests {
             assert_eq!(codes::sub_status(*s as u8), Some(*s));
         }
         assert_eq!(codes::status(0), None);
+        for c in crate::model::Carrier::ALL {
+            assert_eq!(codes::carrier(c as u8), Some(c));
+        }
+        for v in [0u8, 14, 255] {
+            assert_eq!(codes::status(v), None, "{v}");
+        }
+        for v in [0u8, 5, 255] {
+            assert_eq!(codes::carrier(v), None, "{v}");
+        }
     }
 }
