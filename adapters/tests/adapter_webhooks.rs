@@ -174,6 +174,11 @@ fn the_example_configuration_parses() {
         assert!(!c.limits.is_empty(), "{carrier}");
     }
     assert_eq!(config.carriers.dhl.as_ref().unwrap().limits.len(), 2);
+    assert_eq!(
+        config.orders,
+        dropline_adapters::carrier::OrdersConfig::default(),
+        "the example shows the orders feed's defaults"
+    );
     // Unknown keys are refused, with the place.
     let err = AdapterConfig::from_toml(&format!("{text}\nsurprise = 1\n")).unwrap_err();
     assert!(err.to_string().contains("surprise"), "{err}");

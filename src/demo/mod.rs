@@ -5,7 +5,9 @@
 //! the simulator and polls it under the carriers' rate limits, sends over
 //! QUIC with TLS to the node, which appends, processes and serves the
 //! tracking page. Orders are created through the node's public HTTP API,
-//! as a storefront would right after checkout. The simulator runs its
+//! as a storefront would right after checkout; the adapter learns their
+//! tracking numbers from the node's orders feed (a Follow stream on its
+//! QUIC connection), not from an in-process call. The simulator runs its
 //! journeys `speedup` times faster than real time (and the adapter's clock
 //! with it), so days of scans pass in minutes.
 
@@ -170,12 +172,11 @@ async fn run_drop<S: dropline_adapters::carrier::EventSink>(
     for i in 0..config.orders {
         let carrier = Carrier::ALL[usize::try_from(i % 4).unwrap_or(0)];
         let number = tracking_number(carrier, i / 4);
-        create_order(client, http, hooks_url, carrier, &number, i).await?;
+        // The carrier knows the parcel from its label; the adapter learns
+        // of it from the node's orders feed once the order is appended.
         sim.register(carrier, std::slice::from_ref(&number))
             .map_err(|e| anyhow::anyhow!("registering {number}: {e}"))?;
-        adapter
-            .register(&number, carrier, true)
-            .with_context(|| format!("tracking {number}"))?;
+        create_order(client, http, hooks_url, carrier, &number, i).await?;
         created += 1;
         if last_report.elapsed() >= Duration::from_secs(1) {
             last_report = Instant::now();
@@ -201,7 +202,8 @@ fn print_progress(
     let hooks = delivery.hooks.stats();
     let emails = delivery.smtp.as_ref().map_or(0, |s| s.received().len());
     println!(
-        "  orders {orders:>6}  scans {:>7}  adapter in {:>7}  spooled {:>5}  sent: sms+push {:>6}  webhooks {:>6}  email {:>6}",
+        "  orders {orders:>6}  tracked {:>6}  scans {:>7}  adapter in {:>7}  spooled {:>5}  sent: sms+push {:>6}  webhooks {:>6}  email {:>6}",
+        adapter.orders.learned,
         sim.scans_visible,
         adapter.events_in,
         adapter.spool_depth_events,

@@ -47,6 +47,15 @@ pub const WEBHOOK_BODY_BYTES_MAX_DEFAULT: usize = 4 * 1024 * 1024;
 /// scans, dead letters): 45 days.
 pub const STATE_RETENTION_MS_DEFAULT: u64 = 45 * 86_400_000;
 
+/// Default most entries per Orders frame asked of the node.
+pub const ORDERS_ENTRIES_MAX_DEFAULT: u32 = 1_024;
+/// Default longest time a moved orders cursor waits before it is saved.
+pub const ORDERS_CURSOR_SAVE_INTERVAL_MS_DEFAULT: u64 = 1_000;
+/// Default first delay before following the orders feed again.
+pub const ORDERS_BACKOFF_INITIAL_MS_DEFAULT: u64 = 100;
+/// Default longest delay before following the orders feed again.
+pub const ORDERS_BACKOFF_MAX_MS_DEFAULT: u64 = 5_000;
+
 /// How to reach one carrier.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -195,6 +204,37 @@ impl Default for SilenceConfig {
     }
 }
 
+/// Following the node's orders feed (`[orders]`): the tracking numbers
+/// shipment creation appends to the node's `orders` topic, for the
+/// configured carriers, over the same QUIC endpoint and token as `[node]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OrdersConfig {
+    /// Follow the orders feed (needs `[node]`).
+    pub follow: bool,
+    /// Most entries per Orders frame asked of the node (1..=4096).
+    pub entries_max: u32,
+    /// Longest time a moved cursor waits before it is saved (it is saved
+    /// at shutdown too), in ms.
+    pub cursor_save_interval_ms: u64,
+    /// First delay before following again after a failure, in ms.
+    pub backoff_initial_ms: u64,
+    /// Longest delay before following again, in ms.
+    pub backoff_max_ms: u64,
+}
+
+impl Default for OrdersConfig {
+    fn default() -> Self {
+        OrdersConfig {
+            follow: true,
+            entries_max: ORDERS_ENTRIES_MAX_DEFAULT,
+            cursor_save_interval_ms: ORDERS_CURSOR_SAVE_INTERVAL_MS_DEFAULT,
+            backoff_initial_ms: ORDERS_BACKOFF_INITIAL_MS_DEFAULT,
+            backoff_max_ms: ORDERS_BACKOFF_MAX_MS_DEFAULT,
+        }
+    }
+}
+
 /// The node and the ingest client (used by [`crate::carrier::ClientSink`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -253,6 +293,9 @@ pub struct AdapterConfig {
     /// Silence detection.
     #[serde(default)]
     pub silence: SilenceConfig,
+    /// Following the node's orders feed.
+    #[serde(default)]
+    pub orders: OrdersConfig,
 }
 
 fn state_retention_default() -> u64 {
@@ -276,6 +319,7 @@ impl AdapterConfig {
             poller: PollerConfig::default(),
             breaker: BreakerConfig::default(),
             silence: SilenceConfig::default(),
+            orders: OrdersConfig::default(),
         }
     }
 
@@ -305,6 +349,16 @@ impl AdapterConfig {
             return bad(
                 "poller.quiet_interval_ms_min",
                 "must be positive and at most the max",
+            );
+        }
+        let o = &self.orders;
+        if o.entries_max == 0 || o.entries_max > crate::wire::ORDER_ENTRIES_MAX {
+            return bad("orders.entries_max", "must be within 1..=4096");
+        }
+        if o.backoff_initial_ms == 0 || o.backoff_initial_ms > o.backoff_max_ms {
+            return bad(
+                "orders.backoff_initial_ms",
+                "must be positive and at most backoff_max_ms",
             );
         }
         if p.limit_headroom_percent > 90 {

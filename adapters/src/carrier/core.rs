@@ -177,6 +177,20 @@ impl<S: EventSink> Shared<S> {
         carrier: Carrier,
         drop: bool,
     ) -> Result<bool, AdapterError> {
+        self.register_durable(tracking_number, carrier, drop)
+            .map(|(new, _)| new)
+    }
+
+    /// [`Shared::register`], also returning what completes once the
+    /// registration is durable in the state log. Registering a number
+    /// again with the same (or no new) drop flag changes nothing and
+    /// writes nothing, so a replayed orders feed costs no state.
+    pub(crate) fn register_durable(
+        &self,
+        tracking_number: &str,
+        carrier: Carrier,
+        drop: bool,
+    ) -> Result<(bool, Option<dropline_log::Durable>), AdapterError> {
         if tracking_number.is_empty() || tracking_number.len() > TRACKING_NUMBER_BYTES_MAX {
             return Err(AdapterError::InvalidTrackingNumber {
                 bytes: tracking_number.len(),
@@ -188,9 +202,10 @@ impl<S: EventSink> Shared<S> {
         let now = self.clock.now_ms();
         let mut core = self.lock();
         let new = match core.registry.shipments.get_mut(tracking_number) {
+            Some(s) if s.drop || !drop => return Ok((false, None)),
             Some(s) => {
-                let promote = drop && !s.drop && s.active();
-                s.drop |= drop;
+                let promote = s.active();
+                s.drop = true;
                 if promote {
                     self.schedule_soon(&mut core, tracking_number, now);
                 }
@@ -210,13 +225,13 @@ impl<S: EventSink> Shared<S> {
             }
         };
         drop_guard(core);
-        self.state_log.append(&[StateRecord::Register {
+        let durable = self.state_log.append_durable(&[StateRecord::Register {
             tracking_number: tracking_number.to_string(),
             carrier,
             drop,
-        }]);
+        }])?;
         self.wake[slot(carrier)].notify_one();
-        Ok(new)
+        Ok((new, durable))
     }
 
     /// Rebuilds the registry from the state log and the sink's recovered

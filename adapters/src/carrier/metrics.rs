@@ -53,6 +53,60 @@ pub(crate) struct AdapterMetrics {
     pub(crate) events_in: AtomicU64,
     /// Payloads kept as dead letters.
     pub(crate) dead_letters: AtomicU64,
+    /// The orders feed.
+    pub(crate) orders: OrdersMetrics,
+}
+
+/// Why an order from the feed was not registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OrderSkip {
+    /// The carrier code is unknown to this build.
+    UnknownCarrier = 0,
+    /// The carrier has no section in this adapter's configuration.
+    CarrierNotConfigured = 1,
+    /// The tracking number is empty or too long.
+    InvalidTrackingNumber = 2,
+    /// The adapter tracks its maximum of shipments.
+    Full = 3,
+}
+
+impl OrderSkip {
+    const ALL: [OrderSkip; 4] = [
+        OrderSkip::UnknownCarrier,
+        OrderSkip::CarrierNotConfigured,
+        OrderSkip::InvalidTrackingNumber,
+        OrderSkip::Full,
+    ];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            OrderSkip::UnknownCarrier => "unknown_carrier",
+            OrderSkip::CarrierNotConfigured => "carrier_not_configured",
+            OrderSkip::InvalidTrackingNumber => "invalid_tracking_number",
+            OrderSkip::Full => "full",
+        }
+    }
+}
+
+/// Counters of the orders feed.
+#[derive(Debug, Default)]
+pub(crate) struct OrdersMetrics {
+    /// Follow streams opened with the node.
+    pub(crate) follows: AtomicU64,
+    /// Failed follows (connect, refusals, lost streams).
+    pub(crate) errors: AtomicU64,
+    /// Entries received.
+    pub(crate) entries: AtomicU64,
+    /// Tracking numbers registered for the first time.
+    pub(crate) learned: AtomicU64,
+    /// Entries skipped, per [`OrderSkip`].
+    pub(crate) skipped: [AtomicU64; 4],
+    /// Times the cursor was dropped (`cursor_mismatch`, unreadable file).
+    pub(crate) cursor_resets: AtomicU64,
+    /// Records of `orders` the cursor is behind the node (as last told).
+    pub(crate) cursor_lag: AtomicU64,
+    /// 1 while a follow stream is open.
+    pub(crate) following: AtomicU64,
 }
 
 pub(crate) fn add(c: &AtomicU64, n: u64) {
@@ -97,7 +151,22 @@ impl AdapterMetrics {
                 }
             })
             .collect();
+        let o = &self.orders;
+        let orders = OrdersMetricsSnapshot {
+            follows: get(&o.follows),
+            errors: get(&o.errors),
+            entries: get(&o.entries),
+            learned: get(&o.learned),
+            skipped: OrderSkip::ALL
+                .iter()
+                .map(|k| (k.as_str(), get(&o.skipped[*k as usize])))
+                .collect(),
+            cursor_resets: get(&o.cursor_resets),
+            cursor_lag_records: get(&o.cursor_lag),
+            following: get(&o.following) != 0,
+        };
         AdapterMetricsSnapshot {
+            orders,
             events_in: get(&self.events_in),
             dead_letters: get(&self.dead_letters),
             spool_depth_events,
@@ -133,9 +202,43 @@ pub struct CarrierMetricsSnapshot {
     pub silent: bool,
 }
 
+/// Counters of the orders feed, copied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrdersMetricsSnapshot {
+    /// Follow streams opened with the node.
+    pub follows: u64,
+    /// Failed follows (connect, refusals, lost streams).
+    pub errors: u64,
+    /// Entries received.
+    pub entries: u64,
+    /// Tracking numbers registered for the first time.
+    pub learned: u64,
+    /// Entries skipped, per reason (`unknown_carrier`,
+    /// `carrier_not_configured`, `invalid_tracking_number`, `full`).
+    pub skipped: Vec<(&'static str, u64)>,
+    /// Times the cursor was dropped and the feed followed from the start.
+    pub cursor_resets: u64,
+    /// Records of `orders` the cursor is behind the node, as last told.
+    pub cursor_lag_records: u64,
+    /// A follow stream is open.
+    pub following: bool,
+}
+
+impl OrdersMetricsSnapshot {
+    /// Entries skipped for `reason`.
+    pub fn skipped_for(&self, reason: &str) -> u64 {
+        self.skipped
+            .iter()
+            .find(|(r, _)| *r == reason)
+            .map_or(0, |(_, n)| *n)
+    }
+}
+
 /// Every counter, copied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AdapterMetricsSnapshot {
+    /// The orders feed.
+    pub orders: OrdersMetricsSnapshot,
     /// Events accepted by the sink.
     pub events_in: u64,
     /// Payloads kept as dead letters.
@@ -181,6 +284,60 @@ impl AdapterMetricsSnapshot {
             self.spool_depth_events,
         );
         gauge("shipments", "gauge", "Shipments tracked.", self.shipments);
+        let o = &self.orders;
+        gauge(
+            "orders_follows_total",
+            "counter",
+            "Orders feed follow streams opened.",
+            o.follows,
+        );
+        gauge(
+            "orders_errors_total",
+            "counter",
+            "Orders feed follows that failed or were lost.",
+            o.errors,
+        );
+        gauge(
+            "orders_entries_total",
+            "counter",
+            "Orders feed entries received.",
+            o.entries,
+        );
+        gauge(
+            "orders_learned_total",
+            "counter",
+            "Tracking numbers first learned from the orders feed.",
+            o.learned,
+        );
+        gauge(
+            "orders_cursor_resets_total",
+            "counter",
+            "Orders cursor dropped, feed followed from the start.",
+            o.cursor_resets,
+        );
+        gauge(
+            "orders_cursor_lag_records",
+            "gauge",
+            "Records of orders the cursor is behind the node.",
+            o.cursor_lag_records,
+        );
+        gauge(
+            "orders_following",
+            "gauge",
+            "1 while an orders feed stream is open.",
+            u64::from(o.following),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP dropline_adapter_orders_skipped_total Orders feed entries skipped, by reason."
+        );
+        let _ = writeln!(out, "# TYPE dropline_adapter_orders_skipped_total counter");
+        for (reason, n) in &o.skipped {
+            let _ = writeln!(
+                out,
+                "dropline_adapter_orders_skipped_total{{reason=\"{reason}\"}} {n}"
+            );
+        }
         let per: [(&str, &str, &str, Getter); 16] = [
             ("requests_total", "counter", "Polling requests sent.", |c| {
                 c.requests

@@ -15,9 +15,11 @@
 //! `registry` (shipments and seen scans), `state_log` (their durability,
 //! and dead letters), [`EventSink`] / [`ClientSink`] (the hand-off).
 //!
-//! Where tracking numbers come from: [`AdapterHandle::register`] (the
-//! node's orders will call it), and webhooks for numbers not registered
-//! yet. Registrations are kept in the state log across restarts.
+//! Where tracking numbers come from: the node's orders feed (`orders`,
+//! followed over the QUIC connection's Follow stream from a cursor kept in
+//! `state_dir`), [`AdapterHandle::register`] (in-process callers), and
+//! webhooks for numbers not registered yet. All three take the same path;
+//! registrations are kept in the state log across restarts.
 
 mod breaker;
 mod clock;
@@ -25,6 +27,7 @@ mod config;
 mod core;
 mod error;
 mod metrics;
+mod orders;
 mod poller;
 mod rate_window;
 mod registry;
@@ -46,7 +49,9 @@ pub use clock::{Clock, SLEEP_REAL_MS_MAX, ScaledClock, SystemClock};
 pub use config::{
     AdapterConfig, BREAKER_COOLDOWN_MS_DEFAULT, BREAKER_FAILURES_MAX_DEFAULT, BreakerConfig,
     CarrierConfig, CarriersConfig, DELIVERED_GRACE_MS_DEFAULT, FAILURE_RETRY_MS_DEFAULT,
-    FIRST_POLL_DELAY_MS_MAX_DEFAULT, LIMIT_HEADROOM_PERCENT_DEFAULT, NodeConfig, PollerConfig,
+    FIRST_POLL_DELAY_MS_MAX_DEFAULT, LIMIT_HEADROOM_PERCENT_DEFAULT, NodeConfig,
+    ORDERS_BACKOFF_INITIAL_MS_DEFAULT, ORDERS_BACKOFF_MAX_MS_DEFAULT,
+    ORDERS_CURSOR_SAVE_INTERVAL_MS_DEFAULT, ORDERS_ENTRIES_MAX_DEFAULT, OrdersConfig, PollerConfig,
     QUIET_INTERVAL_MS_MAX_DEFAULT, QUIET_INTERVAL_MS_MIN_DEFAULT, REQUEST_TIMEOUT_MS_DEFAULT,
     RETRY_AFTER_MS_DEFAULT, SHIPMENTS_MAX_DEFAULT, SILENCE_THRESHOLD_MS_DEFAULT,
     STATE_RETENTION_MS_DEFAULT, SilenceConfig, URGENT_INTERVAL_MS_MAX_DEFAULT,
@@ -54,7 +59,7 @@ pub use config::{
 };
 pub use core::FEDEX_NUMBERS_PER_REQUEST_MAX;
 pub use error::AdapterError;
-pub use metrics::{AdapterMetricsSnapshot, CarrierMetricsSnapshot};
+pub use metrics::{AdapterMetricsSnapshot, CarrierMetricsSnapshot, OrdersMetricsSnapshot};
 pub use rate_window::RateLimit;
 pub use registry::{
     SEEN_PER_SHIPMENT_MAX, TRACKING_NUMBER_BYTES_MAX, event_fingerprint, fingerprint,
@@ -160,6 +165,13 @@ pub async fn run_adapter_with_clock<S: EventSink>(
                 stopped.clone(),
             )));
         }
+    }
+    if let (true, Some(node)) = (shared.config.orders.follow, &shared.config.node) {
+        tasks.push(tokio::spawn(orders::run(
+            shared.clone(),
+            ClientSink::client_config(node),
+            stopped.clone(),
+        )));
     }
     let router = webhook::router(shared.clone());
     let mut server_stop = stopped;

@@ -228,6 +228,9 @@ pub(crate) async fn run<S: EventSink>(
         }
     }
     tasks.abort_all();
+    // Wait for the aborted requests to be gone, so that nothing holds the
+    // adapter's state once shutdown returns.
+    while tasks.join_next().await.is_some() {}
 }
 
 /// The HTTP client pollers share.

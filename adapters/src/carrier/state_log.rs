@@ -195,8 +195,19 @@ impl StateLog {
 
     /// Appends records (durable at the next group commit; not awaited).
     pub(crate) fn append(&self, records: &[StateRecord]) {
+        // Failures are logged by `append_durable`.
+        let _ = self.append_durable(records);
+    }
+
+    /// Appends records and returns what completes once they are durable
+    /// (`None` for nothing to append). Appends are durable in order, so
+    /// the last one's future covers every earlier one.
+    pub(crate) fn append_durable(
+        &self,
+        records: &[StateRecord],
+    ) -> Result<Option<dropline_log::Durable>, dropline_log::LogError> {
         if records.is_empty() {
-            return;
+            return Ok(None);
         }
         let encoded: Vec<(String, Vec<u8>)> = records.iter().map(encode).collect();
         let recs: Vec<Record<'_>> = encoded
@@ -206,11 +217,15 @@ impl StateLog {
                 value: v,
             })
             .collect();
-        if let Err(err) = self.state.append_pending(&AppendRequest {
+        match self.state.append_pending(&AppendRequest {
             records: &recs,
             producer: None,
         }) {
-            tracing::error!(%err, "adapter state log append failed");
+            Ok((_, durable)) => Ok(Some(durable)),
+            Err(err) => {
+                tracing::error!(%err, "adapter state log append failed");
+                Err(err)
+            }
         }
     }
 

@@ -94,6 +94,18 @@ pub enum ClientError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// The orders feed's stream or connection failed.
+    #[error("the orders feed stream was lost")]
+    FeedLost,
+    /// The node sent bytes that are not a valid frame.
+    #[error("invalid frame from the node: {0}")]
+    Wire(#[from] crate::wire::WireError),
+    /// The node sent a frame of a type not expected here.
+    #[error("unexpected frame type {frame_type} from the node")]
+    UnexpectedFrame {
+        /// The type byte.
+        frame_type: u8,
+    },
     /// A configuration value is out of range.
     #[error("invalid configuration {field} = {value}: {reason}")]
     InvalidConfig {

@@ -15,10 +15,12 @@
 //! SIGKILL loses nothing that was acknowledged to a carrier and duplicates
 //! nothing. Without a spool, events are held in memory until acknowledged.
 
-mod backoff;
+pub(crate) mod backoff;
 mod batcher;
 mod config;
 mod error;
+mod follow;
+mod follow_cursor;
 mod link;
 mod metrics;
 mod spool;
@@ -37,6 +39,8 @@ pub use config::{
     LINGER_US_DEFAULT, STREAMS_DEFAULT, SpoolConfig,
 };
 pub use error::ClientError;
+pub use follow::{OrdersStream, follow_orders};
+pub use follow_cursor::{FOLLOW_CURSOR_FILE, FollowCursor};
 pub use metrics::{ClientMetrics, ClientMetricsSnapshot};
 pub use spool::{SPOOL_COMMIT_INTERVAL_MS, SPOOL_GROUP, SPOOL_SEGMENT_BYTES, SPOOL_TOPIC};
 pub use tls::ServerTrust;

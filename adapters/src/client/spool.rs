@@ -79,7 +79,7 @@ fn io(path: &Path, source: std::io::Error) -> ClientError {
     }
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
     use std::io::Write as _;
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;

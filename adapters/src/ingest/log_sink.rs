@@ -190,4 +190,14 @@ impl IngestSink for LogSink {
             .map(|_| ())
             .map_err(|e| map_err(0, e))
     }
+
+    fn orders_feed(&self) -> Option<super::OrdersFeed> {
+        match super::OrdersFeed::open(&self.log) {
+            Ok(feed) => feed,
+            Err(err) => {
+                tracing::warn!(%err, "the orders topic cannot be opened");
+                None
+            }
+        }
+    }
 }

@@ -21,6 +21,10 @@ pub struct IngestMetrics {
     pub(crate) bytes_received: AtomicU64,
     pub(crate) dead_letters: AtomicU64,
     pub(crate) dead_letter_failures: AtomicU64,
+    pub(crate) follow_streams_opened: AtomicU64,
+    pub(crate) follow_streams_open: AtomicU64,
+    pub(crate) follow_entries_sent: AtomicU64,
+    pub(crate) follow_orders_skipped: AtomicU64,
     errors: [AtomicU64; CODES],
 }
 
@@ -37,6 +41,10 @@ impl Default for IngestMetrics {
             bytes_received: AtomicU64::new(0),
             dead_letters: AtomicU64::new(0),
             dead_letter_failures: AtomicU64::new(0),
+            follow_streams_opened: AtomicU64::new(0),
+            follow_streams_open: AtomicU64::new(0),
+            follow_entries_sent: AtomicU64::new(0),
+            follow_orders_skipped: AtomicU64::new(0),
             errors: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
@@ -67,6 +75,10 @@ impl IngestMetrics {
             bytes_received: get(&self.bytes_received),
             dead_letters: get(&self.dead_letters),
             dead_letter_failures: get(&self.dead_letter_failures),
+            follow_streams_opened: get(&self.follow_streams_opened),
+            follow_streams_open: get(&self.follow_streams_open),
+            follow_entries_sent: get(&self.follow_entries_sent),
+            follow_orders_skipped: get(&self.follow_orders_skipped),
             errors: ErrorCode::ALL
                 .into_iter()
                 .map(|code| (code, get(&self.errors[usize::from(code.as_u16())])))
@@ -99,6 +111,15 @@ pub struct IngestMetricsSnapshot {
     pub dead_letters: u64,
     /// Dead letters the sink failed to keep.
     pub dead_letter_failures: u64,
+    /// Follow streams accepted (orders feed).
+    pub follow_streams_opened: u64,
+    /// Follow streams open now.
+    pub follow_streams_open: u64,
+    /// Order entries sent to adapters.
+    pub follow_entries_sent: u64,
+    /// Order records skipped by the feed (undecodable, or a tracking
+    /// number longer than the wire allows).
+    pub follow_orders_skipped: u64,
     /// Error replies sent, per code (codes with a zero count omitted).
     pub errors: Vec<(ErrorCode, u64)>,
 }

@@ -27,6 +27,11 @@
 //! lifetime, so the node sets `max_early_data_size = 0` and adapters never
 //! send early data.
 //!
+//! Orders feed: on the same authenticated connection an adapter may open
+//! a stream whose first frame is Follow (carriers, cursor); the node then
+//! streams the orders of those carriers from `orders` as Orders frames,
+//! with no contact or buyer data (see `follow` and `orders_feed`).
+//!
 //! Bad input never takes the node down: every malformed frame, wrong
 //! token, oversized or truncated batch and unknown version gets a typed
 //! Error reply with a numeric code, is counted in [`IngestMetrics`], and is
@@ -38,9 +43,11 @@ mod auth;
 mod config;
 mod dead_letter;
 mod error;
+mod follow;
 mod log_sink;
 mod memory_sink;
 mod metrics;
+mod orders_feed;
 mod server;
 mod session;
 mod sink;
@@ -58,11 +65,13 @@ pub use dead_letter::{
     DEAD_LETTER_FORMAT_V1, DEAD_LETTER_KEY, DeadLetterRecord, encode_dead_letter,
 };
 pub use error::IngestError;
+pub use follow::FOLLOW_PROGRESS_INTERVAL_MS;
 pub use log_sink::{
     CARRIER_EVENTS_TOPIC, DEAD_LETTERS_PARTITIONS, DEAD_LETTERS_TOPIC, LogDurable, LogSink,
 };
 pub use memory_sink::{MEMORY_SINK_RECENT_BATCHES, MemorySink, StoredDeadLetter, StoredRecord};
 pub use metrics::{IngestMetrics, IngestMetricsSnapshot};
+pub use orders_feed::{FOLLOW_READ_BYTES_MAX, ORDERS_TOPIC, OrdersFeed};
 pub use server::{ServerHandle, serve, serve_shared};
 pub(crate) use session::now_ms;
 pub use sink::{DeadLetter, IngestAck, IngestSink, ProducerSeq, SinkError};

@@ -145,4 +145,10 @@ pub trait IngestSink: Send + Sync + 'static {
     /// Keeps a rejected input. Best effort: a failure is counted by the
     /// server, never fatal to it.
     fn dead_letter(&self, letter: &DeadLetter<'_>) -> Result<(), SinkError>;
+
+    /// The orders feed adapters may follow; `None` (the default): this
+    /// sink serves none and a Follow is answered `orders_unavailable`.
+    fn orders_feed(&self) -> Option<super::OrdersFeed> {
+        None
+    }
 }

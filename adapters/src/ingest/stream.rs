@@ -103,16 +103,29 @@ fn check_batch<'a>(
     Ok(())
 }
 
-/// Runs one batch stream to its end.
+/// Runs one stream to its end: a follow stream when its first frame is a
+/// Follow (see [`super::follow`]), a batch stream otherwise.
 pub(crate) async fn run<S: IngestSink>(
     shared: Arc<Shared<S>>,
     session: Arc<Session>,
     send: quinn::SendStream,
-    recv: quinn::RecvStream,
+    mut recv: quinn::RecvStream,
 ) {
+    let mut header = [0u8; FRAME_HEADER_BYTES];
+    let mut body = Vec::new();
+    let mut shutdown = shared.shutdown.clone();
+    let body_max = shared.config.frame_body_bytes_max as usize;
+    let first = tokio::select! {
+        read = read_frame(&mut recv, &mut header, &mut body, body_max) => read,
+        _ = shutdown.changed() => return,
+    };
+    if matches!(&first, Ok(Some(h)) if h.frame_type == FrameType::Follow) {
+        super::follow::run(shared, session, send, recv, &body).await;
+        return;
+    }
     let depth = shared.config.inflight_batches_max as usize;
     let (tx, rx) = mpsc::channel::<Reply<S::Durable>>(depth);
-    let reader = read_batches(&shared, &session, recv, tx);
+    let reader = read_batches(&shared, &session, recv, tx, first, header, body);
     let writer = write_replies(&shared, send, rx);
     tokio::join!(reader, writer);
 }
@@ -122,9 +135,11 @@ async fn read_batches<S: IngestSink>(
     session: &Session,
     mut recv: quinn::RecvStream,
     tx: mpsc::Sender<Reply<S::Durable>>,
+    first: Result<Option<crate::wire::FrameHeader>, ReadFailure>,
+    mut header: [u8; FRAME_HEADER_BYTES],
+    mut body: Vec<u8>,
 ) {
-    let mut header = [0u8; FRAME_HEADER_BYTES];
-    let mut body = Vec::new();
+    let mut first = Some(first);
     let mut shutdown = shared.shutdown.clone();
     let partitions = shared.sink.partitions();
     let body_max = shared.config.frame_body_bytes_max as usize;
@@ -132,9 +147,12 @@ async fn read_batches<S: IngestSink>(
         if *shutdown.borrow() {
             break;
         }
-        let read = tokio::select! {
-            read = read_frame(&mut recv, &mut header, &mut body, body_max) => read,
-            _ = shutdown.changed() => break,
+        let read = match first.take() {
+            Some(read) => read,
+            None => tokio::select! {
+                read = read_frame(&mut recv, &mut header, &mut body, body_max) => read,
+                _ = shutdown.changed() => break,
+            },
         };
         let refusal = match read {
             Ok(None) | Err(ReadFailure::Stream) => break,

@@ -54,11 +54,18 @@ pub enum ErrorCode {
     RecordTooLarge = 19,
     /// No Hello arrived within the node's handshake time limit.
     HelloTimeout = 20,
+    /// A Follow's cursor does not fit the node's `orders` topic (another
+    /// partition count, or an offset beyond its end): the adapter drops
+    /// its cursor and follows from the start (registration is idempotent).
+    CursorMismatch = 21,
+    /// The node does not serve the orders feed now (no `orders` topic, or
+    /// its log cannot be read); retry later.
+    OrdersUnavailable = 22,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order.
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 22] = [
         ErrorCode::BadMagic,
         ErrorCode::UnknownVersion,
         ErrorCode::ChecksumMismatch,
@@ -79,10 +86,12 @@ impl ErrorCode {
         ErrorCode::EmptyBatch,
         ErrorCode::RecordTooLarge,
         ErrorCode::HelloTimeout,
+        ErrorCode::CursorMismatch,
+        ErrorCode::OrdersUnavailable,
     ];
 
     /// The largest code in use (sizes per-code counters).
-    pub const MAX: u16 = 20;
+    pub const MAX: u16 = 22;
 
     /// The code on the wire.
     pub fn as_u16(self) -> u16 {
@@ -117,6 +126,8 @@ impl ErrorCode {
             ErrorCode::EmptyBatch => "empty_batch",
             ErrorCode::RecordTooLarge => "record_too_large",
             ErrorCode::HelloTimeout => "hello_timeout",
+            ErrorCode::CursorMismatch => "cursor_mismatch",
+            ErrorCode::OrdersUnavailable => "orders_unavailable",
         }
     }
 
@@ -125,7 +136,10 @@ impl ErrorCode {
     pub fn is_retryable(self) -> bool {
         matches!(
             self,
-            ErrorCode::StorageUnavailable | ErrorCode::ShuttingDown | ErrorCode::OutOfOrderSequence
+            ErrorCode::StorageUnavailable
+                | ErrorCode::ShuttingDown
+                | ErrorCode::OutOfOrderSequence
+                | ErrorCode::OrdersUnavailable
         )
     }
 }

@@ -3,6 +3,7 @@
 
 use super::batch::BatchView;
 use super::error::WireError;
+use super::follow::{FollowFrame, OrdersFrame};
 use super::header::{FrameHeader, FrameType, seal_frame};
 use super::{ADAPTER_NAME_BYTES_MAX, ERROR_MESSAGE_BYTES_MAX, FRAME_HEADER_BYTES, TOKEN_BYTES_MAX};
 use crate::wire::codes::ErrorCode;
@@ -86,6 +87,10 @@ pub enum Frame<'a> {
     Ack(AckFrame),
     /// See [`ErrorFrame`].
     Error(ErrorFrame),
+    /// See [`FollowFrame`].
+    Follow(FollowFrame),
+    /// See [`OrdersFrame`].
+    Orders(OrdersFrame),
 }
 
 const ACK_FLAG_DUPLICATE: u32 = 1;
@@ -93,12 +98,18 @@ const ERROR_FLAG_BATCH: u16 = 1;
 const ERROR_FLAG_FATAL: u16 = 2;
 
 /// A bounds-checked cursor over a body.
-struct Reader<'a> {
+pub(super) struct Reader<'a> {
     body: &'a [u8],
     at: usize,
 }
 
 impl<'a> Reader<'a> {
+    pub(super) fn u8(&mut self) -> Result<u8, WireError> {
+        Ok(self.take(1)?[0])
+    }
+    pub(super) fn i64(&mut self) -> Result<i64, WireError> {
+        Ok(self.u64()? as i64)
+    }
     fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
         let end = self
             .at
@@ -112,15 +123,15 @@ impl<'a> Reader<'a> {
         self.at = end;
         Ok(s)
     }
-    fn u16(&mut self) -> Result<u16, WireError> {
+    pub(super) fn u16(&mut self) -> Result<u16, WireError> {
         let b = self.take(2)?;
         Ok(u16::from_le_bytes([b[0], b[1]]))
     }
-    fn u32(&mut self) -> Result<u32, WireError> {
+    pub(super) fn u32(&mut self) -> Result<u32, WireError> {
         let b = self.take(4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
-    fn u64(&mut self) -> Result<u64, WireError> {
+    pub(super) fn u64(&mut self) -> Result<u64, WireError> {
         let b = self.take(8)?;
         let mut a = [0u8; 8];
         a.copy_from_slice(b);
@@ -141,7 +152,12 @@ impl<'a> Reader<'a> {
         }
         self.take(n)
     }
-    fn text16(&mut self, field: &'static str, max: usize, min: usize) -> Result<String, WireError> {
+    pub(super) fn text16(
+        &mut self,
+        field: &'static str,
+        max: usize,
+        min: usize,
+    ) -> Result<String, WireError> {
         let b = self.bytes16(field, max, min)?;
         std::str::from_utf8(b)
             .map(str::to_string)
@@ -168,6 +184,8 @@ impl<'a> Frame<'a> {
             Frame::Batch(_) => FrameType::Batch,
             Frame::Ack(_) => FrameType::Ack,
             Frame::Error(_) => FrameType::Error,
+            Frame::Follow(_) => FrameType::Follow,
+            Frame::Orders(_) => FrameType::Orders,
         }
     }
 
@@ -176,6 +194,8 @@ impl<'a> Frame<'a> {
         let mut r = Reader { body, at: 0 };
         let frame = match frame_type {
             FrameType::Batch => return BatchView::parse(body).map(Frame::Batch),
+            FrameType::Follow => Frame::Follow(FollowFrame::decode(&mut r)?),
+            FrameType::Orders => Frame::Orders(OrdersFrame::decode(&mut r)?),
             FrameType::Hello => {
                 let producer_id = r.u64()?;
                 let adapter = r.text16("adapter name length", ADAPTER_NAME_BYTES_MAX, 1)?;
@@ -286,7 +306,8 @@ fn put_bytes16(out: &mut Vec<u8>, bytes: &[u8], max: usize) {
     out.extend_from_slice(&bytes[..n]);
 }
 
-/// Encodes a control frame (Hello, HelloOk, Ack, Error) with its header.
+/// Encodes a control frame (Hello, HelloOk, Ack, Error, Follow, Orders)
+/// with its header.
 /// Batches are built with [`crate::wire::BatchBuilder`]; passing one here
 /// re-encodes its records. Over-long text fields are cut to their limits
 /// (an error message at a UTF-8 boundary).
@@ -351,6 +372,8 @@ pub fn encode_frame(frame: &Frame<'_>) -> Vec<u8> {
                 ERROR_MESSAGE_BYTES_MAX,
             );
         }
+        Frame::Follow(f) => return f.encode(),
+        Frame::Orders(o) => return o.encode(),
     }
     seal_frame(&mut out, frame.frame_type());
     out

@@ -18,6 +18,10 @@ pub enum FrameType {
     Ack = 4,
     /// Node → adapter: a request was refused, with a numeric code.
     Error = 5,
+    /// Adapter → node, first frame of a follow stream: carriers and cursor.
+    Follow = 6,
+    /// Node → adapter: orders of one partition and the cursor after them.
+    Orders = 7,
 }
 
 impl FrameType {
@@ -29,6 +33,8 @@ impl FrameType {
             3 => Some(FrameType::Batch),
             4 => Some(FrameType::Ack),
             5 => Some(FrameType::Error),
+            6 => Some(FrameType::Follow),
+            7 => Some(FrameType::Orders),
             _ => None,
         }
     }

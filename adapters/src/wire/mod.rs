@@ -17,12 +17,17 @@
 mod batch;
 mod codes;
 mod error;
+mod follow;
 mod frame;
 mod header;
 
 pub use batch::{BatchBuilder, BatchView, RecordIter, RecordRef, with_sequence};
 pub use codes::ErrorCode;
 pub use error::WireError;
+pub use follow::{
+    CARRIER_MASK_KNOWN, FOLLOW_PARTITIONS_MAX, FollowFrame, ORDER_ENTRIES_MAX,
+    ORDER_ENTRY_FIXED_BYTES, ORDERS_BODY_FIXED_BYTES, OrderEntry, OrdersFrame,
+};
 pub use frame::{AckFrame, ErrorFrame, Frame, HelloFrame, HelloOkFrame, encode_frame};
 pub use header::{FrameHeader, FrameType};
 
@@ -56,6 +61,10 @@ pub const ERROR_MESSAGE_BYTES_MAX: usize = 1024;
 /// Longest record key (a tracking number) in a batch, in bytes. Matches the
 /// log's key limit.
 pub const KEY_BYTES_MAX: usize = 1024;
+
+/// Longest tracking number in an Orders entry, in bytes (the adapters'
+/// limit).
+pub const TRACKING_NUMBER_BYTES_MAX: usize = 64;
 
 /// Most records one batch frame may carry.
 pub const BATCH_RECORDS_MAX: u32 = 100_000;
