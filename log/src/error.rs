@@ -115,6 +115,35 @@ pub enum LogError {
         #[source]
         source: BatchError,
     },
+    /// Recovery found a damaged batch in the active segment that was
+    /// durable: a later valid batch records a durable length past it, so it
+    /// was fdatasynced (and possibly acknowledged) before it was damaged,
+    /// and is not a torn write. Recovery refuses to truncate it and the log
+    /// does not open; nothing is modified (docs/FORMAT.md, "Torn tail or
+    /// damaged durable data").
+    #[error(
+        "partition {topic}/{partition}: the batch at byte {file_offset} of {segment} is damaged ({reason}), \
+         but it was durable: the batch at byte {witness_offset} records a durable length of {durable_bytes} bytes. \
+         Refusing to truncate possibly acknowledged data; nothing was changed. Restore the segment from a copy, \
+         or accept losing every record from byte {file_offset} on: keep a copy of the file, truncate it to \
+         {file_offset} bytes, and open the log again"
+    )]
+    DamagedDurableBatch {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: u32,
+        /// The active segment file.
+        segment: PathBuf,
+        /// Byte offset of the damaged batch in the file.
+        file_offset: u64,
+        /// Why the batch there does not decode.
+        reason: BatchError,
+        /// Byte offset of the later batch that proves the damage durable.
+        witness_offset: u64,
+        /// The segment's durable length that batch records (> `file_offset`).
+        durable_bytes: u64,
+    },
     /// A metadata, index or offset file is malformed.
     #[error("corrupt file {path}: {reason}")]
     CorruptFile {

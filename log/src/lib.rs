@@ -33,8 +33,8 @@ mod view;
 
 pub use batch::{
     ATTR_CONTROL, ATTR_PRODUCER, AppendAck, AppendRequest, BATCH_FORMAT_VERSION,
-    BATCH_HEADER_BYTES, BATCH_MAGIC, BatchRef, ProducerSeq, RECORD_HEADER_BYTES, Record,
-    RecordIter, RecordView, decode_batch,
+    BATCH_FORMAT_VERSION_MIN, BATCH_HEADER_BYTES, BATCH_MAGIC, BatchRef, ProducerSeq,
+    RECORD_HEADER_BYTES, Record, RecordIter, RecordView, decode_batch,
 };
 pub use config::{Clock, Durability, IoMode, LogConfig, SystemClock, TopicConfig};
 pub use error::{BatchError, LogError};

@@ -8,10 +8,11 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use crate::batch::BATCH_FORMAT_VERSION;
 use crate::error::{BatchError, LogError};
 use crate::segment::index::{IndexBuilder, decode_index_header, split_index_body};
 use crate::segment::parse_file_name;
-use crate::segment::scan::scan_batches;
+use crate::segment::scan::{find_durable_witness, scan_batches};
 
 /// What is wrong at one place.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,13 +23,27 @@ pub enum ProblemKind {
         /// Why.
         error: BatchError,
     },
-    /// The last segment ends in bytes that do not decode: a torn write that
-    /// recovery will truncate (or a write in flight, if a node is running).
+    /// The last segment ends in bytes that do not decode and that no later
+    /// batch proves durable: a torn write that recovery will truncate (or a
+    /// write in flight, if a node is running).
     TornTail {
         /// Why.
         error: BatchError,
         /// Bytes from the problem to the end of the file.
         bytes: u64,
+    },
+    /// A batch of the active segment does not decode although a later batch
+    /// records a durable length past it: durable (possibly acknowledged)
+    /// data was damaged. Recovery refuses to open the log
+    /// ([`crate::LogError::DamagedDurableBatch`]) until the segment is
+    /// restored or deliberately cut.
+    DamagedDurable {
+        /// Why.
+        error: BatchError,
+        /// Byte offset of the later batch that proves it durable.
+        witness_offset: u64,
+        /// The segment's durable length that batch records.
+        durable_bytes: u64,
     },
     /// A sealed segment has no index file.
     IndexMissing,
@@ -75,9 +90,21 @@ impl std::fmt::Display for Problem {
         }
         match &self.kind {
             ProblemKind::BadBatch { error } => write!(f, ": bad batch: {error}"),
-            ProblemKind::TornTail { error, bytes } => {
-                write!(f, ": torn tail of {bytes} bytes: {error}")
-            }
+            ProblemKind::TornTail { error, bytes } => write!(
+                f,
+                ": torn tail of {bytes} bytes, not proven durable (recovery truncates it): {error}"
+            ),
+            ProblemKind::DamagedDurable {
+                error,
+                witness_offset,
+                durable_bytes,
+            } => write!(
+                f,
+                ": damaged durable batch: {error}; the batch at byte {witness_offset} records a \
+                 durable length of {durable_bytes} bytes, so this batch was fdatasynced (and \
+                 possibly acknowledged) before it was damaged; recovery refuses to open the log \
+                 until the segment is restored or cut at this byte"
+            ),
             ProblemKind::IndexMissing => write!(f, ": sealed segment has no index"),
             ProblemKind::IndexInvalid { reason } => write!(f, ": invalid index: {reason}"),
             ProblemKind::OffsetGap { expected, found } => {
@@ -226,18 +253,35 @@ fn verify_partition(dir: &Path, r: &mut VerifyReport) -> Result<(), LogError> {
                 break;
             };
             damaged = true;
-            let skip = crate::batch::parse_header(&bytes[bad_at..])
+            let mut skip = crate::batch::parse_header(&bytes[bad_at..])
                 .ok()
                 .filter(|h| {
                     h.base_offset == next_offset && bad_at + h.batch_bytes as usize <= bytes.len()
                 });
-            let kind = if is_last && !has_idx && skip.is_none() {
+            // The active segment: say what recovery will do (see
+            // partition/recovery.rs): refuse durable damage or a newer
+            // format version, truncate anything else.
+            let active = is_last && !has_idx;
+            let kind = if !active {
+                ProblemKind::BadBatch { error }
+            } else if let Some(w) =
+                find_durable_witness(&bytes, bad_at as u64, next_offset, end.last_time_ms)
+            {
+                ProblemKind::DamagedDurable {
+                    error,
+                    witness_offset: w.file_offset,
+                    durable_bytes: w.durable_bytes,
+                }
+            } else if matches!(error, BatchError::UnknownVersion { version } if version > BATCH_FORMAT_VERSION)
+            {
+                skip = None;
+                ProblemKind::BadBatch { error }
+            } else {
+                skip = None;
                 ProblemKind::TornTail {
                     error,
                     bytes: (bytes.len() - bad_at) as u64,
                 }
-            } else {
-                ProblemKind::BadBatch { error }
             };
             r.problems.push(Problem {
                 path: log_path.clone(),
@@ -248,6 +292,13 @@ fn verify_partition(dir: &Path, r: &mut VerifyReport) -> Result<(), LogError> {
                 Some(h) => {
                     pos = bad_at + h.batch_bytes as usize;
                     next_offset = h.base_offset + u64::from(h.record_count);
+                    // The damaged header's record count may be damaged
+                    // too: a valid next batch says where offsets go on.
+                    if let Ok(b) = crate::batch::decode_batch(&bytes[pos..])
+                        && b.base_offset() > h.base_offset
+                    {
+                        next_offset = b.base_offset();
+                    }
                 }
                 None => break,
             }

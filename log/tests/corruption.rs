@@ -3,10 +3,13 @@
 //! active segment; a corrupt byte in a sealed segment is reported by
 //! `verify` and by reads as a typed error, never a panic.
 //!
-//! The fixtures under tests/fixtures/ were produced by the ignored test
-//! `regenerate_fixtures` (`cargo test -p dropline-log --test corruption --
-//! --ignored regenerate_fixtures`) and are checked in so that a format
-//! change that breaks reading old files shows up here.
+//! The fixtures under tests/fixtures/ are checked in so that a format
+//! change that breaks reading old files shows up here. Those of batch
+//! version 1 (`v1-*`, `batch-version-1.bin`) were written by the version-1
+//! encoder and are kept as they are: this build writes version 2 only. The
+//! others were produced by the ignored test `regenerate_fixtures` (`cargo
+//! test -p dropline-log --test corruption -- --ignored
+//! regenerate_fixtures`), which rewrites only them.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,10 +24,14 @@ impl Clock for FixedClock {
 }
 
 fn config(dir: &Path) -> LogConfig {
+    config_with(dir, Durability::None, 4096)
+}
+
+fn config_with(dir: &Path, durability: Durability, segment_bytes_max: u64) -> LogConfig {
     let mut c = LogConfig::new(dir);
-    c.segment_bytes_max = 4096;
+    c.segment_bytes_max = segment_bytes_max;
     c.index_interval_bytes = 512;
-    c.durability = Durability::None;
+    c.durability = durability;
     c.clock = Arc::new(FixedClock);
     c
 }
@@ -35,9 +42,11 @@ fn key(i: u64, j: u64) -> String {
     format!("k{:03}", (i * 2 + j) % 17)
 }
 
-/// Writes the deterministic data set the fixtures are made from.
-fn build(dir: &Path) {
-    let log = Log::open(config(dir)).unwrap();
+/// Writes the deterministic data set the fixtures are made from. Under
+/// `Fsync` every batch waits for its fdatasync, so each records the
+/// segment's durable length as its own position.
+fn build(dir: &Path, durability: Durability, segment_bytes_max: u64) {
+    let log = Log::open(config_with(dir, durability, segment_bytes_max)).unwrap();
     log.create_topic("t", TopicConfig::new(1)).unwrap();
     let p = log.partition("t", 0).unwrap();
     for i in 0..BATCHES {
@@ -98,16 +107,33 @@ fn fixtures() -> PathBuf {
 const CORRUPT_AT: usize = BATCH_HEADER_BYTES + RECORD_HEADER_BYTES + 4 + 10;
 const TORN_BYTES: u64 = 7;
 
+/// Byte offset of every batch of a segment file, by walking the headers.
+fn batch_positions(path: &Path) -> Vec<usize> {
+    let bytes = std::fs::read(path).unwrap();
+    let mut at = 0usize;
+    let mut v = Vec::new();
+    while at + 8 <= bytes.len() {
+        v.push(at);
+        at += u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+    }
+    v
+}
+
+/// The batch of the durable-damage fixture whose value byte is flipped.
+const DAMAGED_BATCH: usize = 17;
+
 #[test]
-#[ignore = "writes the checked-in fixtures; run explicitly after a deliberate format change"]
+#[ignore = "writes the checked-in version-2 fixtures; run explicitly after a deliberate format change"]
 fn regenerate_fixtures() {
     let root = fixtures();
-    let _ = std::fs::remove_dir_all(&root);
-    let sealed = root.join("sealed-corrupt");
-    build(&sealed);
+    for old in ["v2-sealed-corrupt", "v2-torn-tail", "v2-damaged-durable"] {
+        let _ = std::fs::remove_dir_all(root.join(old));
+    }
+    let sealed = root.join("v2-sealed-corrupt");
+    build(&sealed, Durability::Fsync, 4096);
     flip(&segments(&sealed)[0], CORRUPT_AT);
-    let torn = root.join("torn-tail");
-    build(&torn);
+    let torn = root.join("v2-torn-tail");
+    build(&torn, Durability::Fsync, 4096);
     let active = segments(&torn).pop().unwrap();
     let len = std::fs::metadata(&active).unwrap().len();
     std::fs::OpenOptions::new()
@@ -116,19 +142,36 @@ fn regenerate_fixtures() {
         .unwrap()
         .set_len(len - TORN_BYTES)
         .unwrap();
+    // Every batch in one active segment; one acknowledged batch in the
+    // middle damaged.
+    let durable = root.join("v2-damaged-durable");
+    build(&durable, Durability::Fsync, 1 << 20);
+    let active = segments(&durable).pop().unwrap();
+    let at = batch_positions(&active)[DAMAGED_BATCH];
+    flip(&active, at + CORRUPT_AT);
+
     let tmp = tempfile::tempdir().unwrap();
-    build(tmp.path());
-    let mut batch = std::fs::read(&segments(tmp.path())[0]).unwrap();
-    let len = u32::from_le_bytes(batch[4..8].try_into().unwrap()) as usize;
-    batch.truncate(len);
-    batch[3] = 2;
-    std::fs::write(root.join("batch-version-2.bin"), batch).unwrap();
+    build(tmp.path(), Durability::Fsync, 1 << 20);
+    let seg = &segments(tmp.path())[0];
+    let bytes = std::fs::read(seg).unwrap();
+    let at = batch_positions(seg)[1];
+    let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+    let mut batch = bytes[at..at + len].to_vec();
+    std::fs::write(root.join("batch-version-2.bin"), &batch).unwrap();
+    batch[3] = 3;
+    std::fs::write(root.join("batch-version-3.bin"), batch).unwrap();
     assert!(verify(&sealed).unwrap().problems.len() == 1);
 }
 
 #[test]
 fn fixture_corrupt_sealed_segment_is_reported_by_verify_and_reads() {
-    let fixture = fixtures().join("sealed-corrupt");
+    for name in ["v1-sealed-corrupt", "v2-sealed-corrupt"] {
+        corrupt_sealed_segment_is_reported_by_verify_and_reads(name);
+    }
+}
+
+fn corrupt_sealed_segment_is_reported_by_verify_and_reads(name: &str) {
+    let fixture = fixtures().join(name);
     let report = verify(&fixture).unwrap();
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     let p = &report.problems[0];
@@ -181,7 +224,13 @@ fn fixture_corrupt_sealed_segment_is_reported_by_verify_and_reads() {
 
 #[test]
 fn fixture_torn_tail_is_truncated_and_reported() {
-    let fixture = fixtures().join("torn-tail");
+    for name in ["v1-torn-tail", "v2-torn-tail"] {
+        torn_tail_is_truncated_and_reported(name);
+    }
+}
+
+fn torn_tail_is_truncated_and_reported(name: &str) {
+    let fixture = fixtures().join(name);
     let report = verify(&fixture).unwrap();
     assert_eq!(report.problems.len(), 1);
     assert!(
@@ -221,18 +270,100 @@ fn fixture_torn_tail_is_truncated_and_reported() {
 }
 
 #[test]
-fn fixture_unknown_batch_version_is_a_typed_error() {
+fn fixture_batch_version_1_decodes() {
+    let bytes = std::fs::read(fixtures().join("batch-version-1.bin")).unwrap();
+    let b = decode_batch(&bytes).unwrap();
+    assert_eq!(b.format_version(), 1);
+    assert_eq!(b.segment_durable_bytes(), None);
+    assert_eq!((b.base_offset(), b.record_count()), (0, 2));
+    let keys: Vec<&[u8]> = b.records().map(|r| r.key).collect();
+    assert_eq!(keys, [key(0, 0).as_bytes(), key(0, 1).as_bytes()]);
+    assert!(b.records().all(|r| r.value == [b'a'; 100]));
+    assert_eq!(b.first_time_ms(), 1_700_000_000_000);
+}
+
+#[test]
+fn fixture_batch_version_2_decodes_with_its_durable_length() {
     let bytes = std::fs::read(fixtures().join("batch-version-2.bin")).unwrap();
+    let b = decode_batch(&bytes).unwrap();
+    assert_eq!(b.format_version(), 2);
+    // The second batch of a segment written under `Fsync`: the first was
+    // durable when it was written.
+    let first_len = (BATCH_HEADER_BYTES + 2 * (RECORD_HEADER_BYTES + 4 + 100)) as u32;
+    assert_eq!(b.segment_durable_bytes(), Some(first_len));
+    assert_eq!((b.base_offset(), b.record_count()), (2, 2));
+    let keys: Vec<&[u8]> = b.records().map(|r| r.key).collect();
+    assert_eq!(keys, [key(1, 0).as_bytes(), key(1, 1).as_bytes()]);
+    assert!(b.records().all(|r| r.value == [b'b'; 100]));
+}
+
+#[test]
+fn fixture_unknown_batch_version_is_a_typed_error() {
+    let bytes = std::fs::read(fixtures().join("batch-version-3.bin")).unwrap();
     assert_eq!(
         decode_batch(&bytes).unwrap_err(),
-        BatchError::UnknownVersion { version: 2 }
+        BatchError::UnknownVersion { version: 3 }
+    );
+}
+
+#[test]
+fn fixture_damaged_durable_batch_is_refused_and_reported() {
+    let fixture = fixtures().join("v2-damaged-durable");
+    let active = segments(&fixture).pop().unwrap();
+    let positions = batch_positions(&active);
+    assert_eq!(positions.len() as u64, BATCHES);
+    let damaged_at = positions[DAMAGED_BATCH] as u64;
+    let last_at = *positions.last().unwrap() as u64;
+
+    let report = verify(&fixture).unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    let p = &report.problems[0];
+    assert_eq!(p.file_offset, Some(damaged_at));
+    assert!(
+        matches!(
+            p.kind,
+            ProblemKind::DamagedDurable {
+                error: BatchError::ChecksumMismatch { .. },
+                witness_offset,
+                durable_bytes,
+            } if witness_offset == last_at && durable_bytes == last_at
+        ),
+        "{p}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture, dir.path());
+    let active = segments(dir.path()).pop().unwrap();
+    let before = std::fs::read(&active).unwrap();
+    match Log::open(config_with(dir.path(), Durability::Fsync, 1 << 20)) {
+        Err(LogError::DamagedDurableBatch {
+            topic,
+            partition: 0,
+            segment,
+            file_offset,
+            reason: BatchError::ChecksumMismatch { .. },
+            witness_offset,
+            durable_bytes,
+        }) => {
+            assert_eq!(topic, "t");
+            assert_eq!(segment, active);
+            assert_eq!(file_offset, damaged_at);
+            assert_eq!((witness_offset, durable_bytes), (last_at, last_at));
+        }
+        Err(other) => panic!("expected DamagedDurableBatch, got {other}"),
+        Ok(_) => panic!("a damaged durable batch was accepted"),
+    }
+    assert_eq!(
+        std::fs::read(&active).unwrap(),
+        before,
+        "nothing is changed"
     );
 }
 
 #[test]
 fn garbled_tail_is_truncated_with_its_reason() {
     let dir = tempfile::tempdir().unwrap();
-    build(dir.path());
+    build(dir.path(), Durability::Fsync, 4096);
     let active = segments(dir.path()).pop().unwrap();
     let bytes = std::fs::read(&active).unwrap();
     // Find the last batch by walking the headers.
@@ -263,7 +394,7 @@ fn garbled_tail_is_truncated_with_its_reason() {
 #[test]
 fn damaged_index_header_is_rebuilt_and_damaged_body_is_reported() {
     let dir = tempfile::tempdir().unwrap();
-    build(dir.path());
+    build(dir.path(), Durability::None, 4096);
     let idx = segments(dir.path())[0].with_extension("idx");
     flip(&idx, 20);
     let log = Log::open(config(dir.path())).unwrap();

@@ -7,8 +7,8 @@
 //! checked, so iterating its records cannot fail.
 
 use super::{
-    ATTR_CONTROL, ATTR_KNOWN, ATTR_PRODUCER, BATCH_FORMAT_VERSION, BATCH_HEADER_BYTES, ProducerSeq,
-    RECORD_HEADER_BYTES,
+    ATTR_CONTROL, ATTR_KNOWN, ATTR_PRODUCER, BATCH_FORMAT_VERSION, BATCH_FORMAT_VERSION_MIN,
+    BATCH_HEADER_BYTES, ProducerSeq, RECORD_HEADER_BYTES,
 };
 use crate::error::BatchError;
 use crate::limits::{BATCH_BYTES_MAX, BATCH_RECORDS_MAX, KEY_BYTES_MAX};
@@ -16,11 +16,15 @@ use crate::limits::{BATCH_BYTES_MAX, BATCH_RECORDS_MAX, KEY_BYTES_MAX};
 /// The fixed fields of a batch header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BatchHeader {
+    pub(crate) version: u8,
     pub(crate) batch_bytes: u32,
     pub(crate) crc: u32,
     pub(crate) attributes: u16,
     pub(crate) base_offset: u64,
     pub(crate) record_count: u32,
+    /// Version 2: the segment's durable length (bytes fdatasynced) when
+    /// the batch was written. 0 in version 1, where the field is reserved.
+    pub(crate) segment_durable_bytes: u32,
     pub(crate) first_time_ms: u64,
     pub(crate) last_time_ms: u64,
     pub(crate) producer_id: u64,
@@ -84,15 +88,18 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
         found.copy_from_slice(&bytes[0..4]);
         return Err(BatchError::BadMagic { found });
     }
-    if bytes[3] != BATCH_FORMAT_VERSION {
-        return Err(BatchError::UnknownVersion { version: bytes[3] });
+    let version = bytes[3];
+    if !(BATCH_FORMAT_VERSION_MIN..=BATCH_FORMAT_VERSION).contains(&version) {
+        return Err(BatchError::UnknownVersion { version });
     }
     let h = BatchHeader {
+        version,
         batch_bytes: u32_at(bytes, 4),
         crc: u32_at(bytes, 8),
         attributes: u16_at(bytes, 12),
         base_offset: u64_at(bytes, 16),
         record_count: u32_at(bytes, 24),
+        segment_durable_bytes: if version >= 2 { u32_at(bytes, 28) } else { 0 },
         first_time_ms: u64_at(bytes, 32),
         last_time_ms: u64_at(bytes, 40),
         producer_id: u64_at(bytes, 48),
@@ -128,10 +135,20 @@ pub fn decode_batch(bytes: &[u8]) -> Result<BatchRef<'_>, BatchError> {
             value: u64::from(h.attributes),
         });
     }
-    for (field, at, width) in [("reserved16", 14usize, 2usize), ("reserved32", 28, 4)] {
-        if batch[at..at + width].iter().any(|&b| b != 0) {
-            return Err(BatchError::InvalidHeader { field, value: 0 });
-        }
+    if u16_at(batch, 14) != 0 {
+        return Err(BatchError::InvalidHeader {
+            field: "reserved16",
+            value: u64::from(u16_at(batch, 14)),
+        });
+    }
+    // Version 1 reserved the u32 at 28; version 2 keeps the segment's
+    // durable length there, which only the segment scan can check (it must
+    // not exceed the batch's own position).
+    if h.version == 1 && u32_at(batch, 28) != 0 {
+        return Err(BatchError::InvalidHeader {
+            field: "reserved32",
+            value: u64::from(u32_at(batch, 28)),
+        });
     }
     if h.record_count == 0 || h.record_count as usize > BATCH_RECORDS_MAX {
         return Err(BatchError::InvalidHeader {
@@ -232,6 +249,16 @@ impl<'a> BatchRef<'a> {
     /// The encoded bytes of the batch (header and records).
     pub fn as_bytes(&self) -> &'a [u8] {
         self.bytes
+    }
+    /// The batch format version it was written in (1 or 2).
+    pub fn format_version(&self) -> u8 {
+        self.header.version
+    }
+    /// Version 2: the segment's durable length in bytes (what had been
+    /// fdatasynced) when this batch was written; `None` for version 1. A
+    /// damaged batch below this length was durable, not torn.
+    pub fn segment_durable_bytes(&self) -> Option<u32> {
+        (self.header.version >= 2).then_some(self.header.segment_durable_bytes)
     }
     /// Length of the encoded batch in bytes.
     pub fn encoded_len(&self) -> usize {

@@ -86,9 +86,26 @@ pub(crate) fn encode_batch(
 }
 
 impl EncodedBatch {
-    /// Fills in the header and the CRC once the offset and time are known.
+    /// Fills in the header and the CRC once the offset and time are known,
+    /// recording no durable length (0 claims nothing; see
+    /// [`EncodedBatch::seal_claiming_durable`]).
     pub(crate) fn seal(&mut self, base_offset: u64, log_time_ms: u64) {
+        self.seal_claiming_durable(base_offset, log_time_ms, 0);
+    }
+
+    /// Fills in the header and the CRC once the offset, the time and the
+    /// segment the batch goes into are known. `segment_durable_bytes`: how
+    /// much of that segment is known fdatasynced now; it must not exceed
+    /// the position the batch is written at. A length beyond `u32` is
+    /// recorded as 0, which claims nothing.
+    pub(crate) fn seal_claiming_durable(
+        &mut self,
+        base_offset: u64,
+        log_time_ms: u64,
+        segment_durable_bytes: u64,
+    ) {
         let len = self.bytes.len() as u32;
+        let durable = u32::try_from(segment_durable_bytes).unwrap_or(0);
         let h = &mut self.bytes[..BATCH_HEADER_BYTES];
         h[0..4].copy_from_slice(&BATCH_MAGIC);
         h[4..8].copy_from_slice(&len.to_le_bytes());
@@ -96,7 +113,7 @@ impl EncodedBatch {
         h[14..16].copy_from_slice(&0u16.to_le_bytes());
         h[16..24].copy_from_slice(&base_offset.to_le_bytes());
         h[24..28].copy_from_slice(&self.record_count.to_le_bytes());
-        h[28..32].copy_from_slice(&0u32.to_le_bytes());
+        h[28..32].copy_from_slice(&durable.to_le_bytes());
         h[32..40].copy_from_slice(&log_time_ms.to_le_bytes());
         h[40..48].copy_from_slice(&log_time_ms.to_le_bytes());
         let header_crc = crc32c::crc32c_append(crc32c::crc32c(&h[0..8]), &h[12..]);

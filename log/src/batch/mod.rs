@@ -11,10 +11,17 @@ pub use decode::{BatchRef, RecordIter, RecordView, decode_batch};
 pub(crate) use decode::{parse_header, peek_header};
 pub(crate) use encode::encode_batch;
 
-/// Magic bytes of a batch; the last byte is the format version.
+/// Magic bytes of a batch this build writes; the last byte is the format
+/// version.
 pub const BATCH_MAGIC: [u8; 4] = [b'D', b'L', b'B', BATCH_FORMAT_VERSION];
-/// The batch format version this build writes and reads.
-pub const BATCH_FORMAT_VERSION: u8 = 1;
+/// The batch format version this build writes (and the newest it reads).
+/// Version 2 records, in the header, the segment's durable length when the
+/// batch was written, so that recovery can tell a torn tail from damaged
+/// durable data (docs/FORMAT.md, "Torn tail or damaged durable data").
+pub const BATCH_FORMAT_VERSION: u8 = 2;
+/// The oldest batch format version this build reads. Version 1 differs from
+/// version 2 only in that the header's u32 at offset 28 is reserved (0).
+pub const BATCH_FORMAT_VERSION_MIN: u8 = 1;
 /// Size of the batch header in bytes.
 pub const BATCH_HEADER_BYTES: usize = 64;
 /// Size of a record header in bytes.

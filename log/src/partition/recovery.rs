@@ -6,6 +6,13 @@
 //! segment, bounded by `segment_bytes_max`, is scanned batch by batch. A
 //! torn or garbled tail is truncated (before the file is mapped for
 //! readers, see mmap.rs) and reported.
+//!
+//! Why recovery sometimes refuses instead: a bad batch that a later batch
+//! proves was durable (its recorded durable length reaches past it) is
+//! damaged acknowledged data, not a torn write, and truncating there would
+//! silently drop it and everything after it. The log then does not open
+//! (`DamagedDurableBatch`) and nothing is modified, so the operator can
+//! restore the segment or decide to cut it.
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -18,10 +25,11 @@ use super::progress::Progress;
 use super::writer::{SyncSnapshot, create_active, open_active};
 use super::{Partition, PartitionSettings, Segments, Writer};
 use crate::atomic_file::TMP_SUFFIX;
+use crate::batch::BATCH_FORMAT_VERSION;
 use crate::error::{BatchError, LogError};
 use crate::mmap::Mapping;
 use crate::segment::index::{IndexBuilder, encode_index_file};
-use crate::segment::scan::scan_batches;
+use crate::segment::scan::{DurableWitness, find_durable_witness, scan_batches};
 use crate::segment::{SealedSegment, index_file_name, log_file_name, parse_file_name};
 
 /// A torn or garbled tail that recovery cut off.
@@ -125,6 +133,46 @@ pub(crate) fn index_bytes(
         }
     });
     (builder, end)
+}
+
+/// Decides whether the bad batch at `at` of the active segment may be cut
+/// off as a torn tail; returns the error that refuses it otherwise. Two
+/// things are never torn writes (docs/FORMAT.md, "Torn tail or damaged
+/// durable data"): damage that a later batch proves durable, and a batch of
+/// a newer format version (a torn write leaves a prefix of what this build
+/// wrote, or zeros, so a version byte above ours was written by a newer
+/// build; truncating would silently drop its data after a downgrade).
+fn refuse_durable_damage(
+    s: &PartitionSettings,
+    path: &Path,
+    at: u64,
+    reason: &BatchError,
+    witness: Option<DurableWitness>,
+) -> Result<(), LogError> {
+    if let Some(w) = witness {
+        let err = LogError::DamagedDurableBatch {
+            topic: s.topic.clone(),
+            partition: s.partition,
+            segment: path.to_path_buf(),
+            file_offset: at,
+            reason: reason.clone(),
+            witness_offset: w.file_offset,
+            durable_bytes: w.durable_bytes,
+        };
+        tracing::error!(%err, "refusing to open a partition whose durable data is damaged");
+        return Err(err);
+    }
+    if let BatchError::UnknownVersion { version } = *reason
+        && version > BATCH_FORMAT_VERSION
+    {
+        tracing::error!(segment = %path.display(), at, version, "refusing to truncate a batch of a newer format version");
+        return Err(LogError::UnknownVersion {
+            segment: path.to_path_buf(),
+            file_offset: at,
+            version,
+        });
+    }
+    Ok(())
 }
 
 /// Rebuilds the index file of a sealed segment that has none (or a bad one).
@@ -247,18 +295,20 @@ pub(crate) fn open_partition(
                 .open(&path)
                 .map_err(|e| LogError::io(&path, e))?;
             let len = file.metadata().map_err(|e| LogError::io(&path, e))?.len();
-            let (builder, end) = {
+            let (builder, end, witness) = {
                 let scan_map = Mapping::map(&file, &path, len)?;
-                index_bytes(
-                    scan_map.bytes(len),
-                    base,
-                    s.index_interval_bytes,
-                    &mut producers,
-                )
+                let bytes = scan_map.bytes(len);
+                let (builder, end) =
+                    index_bytes(bytes, base, s.index_interval_bytes, &mut producers);
+                let witness = end.error.as_ref().and_then(|_| {
+                    find_durable_witness(bytes, end.valid_len, end.next_offset, end.last_time_ms)
+                });
+                (builder, end, witness)
                 // The scan mapping is dropped here, before any truncation.
             };
             report.active_bytes_scanned = len;
             if let Some(reason) = end.error {
+                refuse_durable_damage(&s, &path, end.valid_len, &reason, witness)?;
                 file.set_len(end.valid_len)
                     .map_err(|e| LogError::io(&path, e))?;
                 tracing::warn!(segment = %path.display(), at = end.valid_len, removed = len - end.valid_len, %reason, "truncated torn tail");

@@ -139,13 +139,20 @@ impl Partition {
         }
         let log_time_ms = self.settings.clock.now_ms().max(w.last_time_ms);
         let base_offset = w.next_offset;
-        batch.seal(base_offset, log_time_ms);
         let len = batch.bytes.len() as u64;
         let mut seal = None;
         if w.write_pos > 0 && w.write_pos + len > self.settings.segment_bytes_max {
             seal = Some(self.roll(&mut w)?);
         }
         let pos = w.write_pos;
+        // Sealed after the roll: the batch records the durable length of the
+        // segment it is written to (none claimed under `None`, which never
+        // fdatasyncs), which recovery uses to tell damage from a torn tail.
+        let durable_bytes = match self.settings.durability {
+            Durability::None => 0,
+            _ => w.active.visible_len(),
+        };
+        batch.seal_claiming_durable(base_offset, log_time_ms, durable_bytes);
         debug_assert!(pos + len <= self.settings.segment_bytes_max + BATCH_BYTES_MAX as u64);
         if let Err(e) =
             self.settings
