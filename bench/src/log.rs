@@ -12,7 +12,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
-use dropline_log::{AppendRequest, Durability, Log, LogConfig, LogError, Record, TopicConfig};
+use dropline_log::{
+    AppendRequest, Durability, IoMode, Log, LogConfig, LogError, Record, TopicConfig,
+};
 use hdrhistogram::Histogram;
 
 use crate::disk::{LATENCY_WRITE_BYTES, measure_fdatasync, measure_sync_latency};
@@ -48,6 +50,8 @@ pub struct LogBenchArgs {
     pub partitions: u32,
     /// Durability mode of the log.
     pub durability: Durability,
+    /// I/O path of appends: probe io_uring (`Auto`) or always `pwrite`.
+    pub io_mode: IoMode,
     /// Directory for the log and the disk reference files.
     pub dir: PathBuf,
     /// Path of the `dropline` binary, used to run the crash-recovery child.
@@ -104,20 +108,24 @@ pub fn run(args: &LogBenchArgs) -> Result<Report, LogBenchError> {
 
     let mut config = LogConfig::new(&log_dir);
     config.durability = args.durability;
+    config.io_mode = args.io_mode;
     let log = Arc::new(Log::open(config.clone())?);
     log.create_topic(BENCH_TOPIC, TopicConfig::new(args.partitions.max(1)))?;
     let io_backend = format!("{:?}", log.io_backend());
 
     // Appends.
     let keys = (args.records / RECORDS_PER_KEY).max(1);
+    // Each producer's batches are laid out before the clock starts, so the
+    // figure is the log's and not the formatting of keys.
+    let work: Vec<Vec<(u32, Vec<String>)>> = (0..args.producers)
+        .map(|producer| producer_batches(args, producer, keys))
+        .collect();
     let started = Instant::now();
     let mut handles = Vec::with_capacity(args.producers);
-    for producer in 0..args.producers {
+    for batches in work {
         let log = Arc::clone(&log);
         let args = args.clone();
-        handles.push(std::thread::spawn(move || {
-            produce(&log, &args, producer, keys)
-        }));
+        handles.push(std::thread::spawn(move || produce(&log, &args, &batches)));
     }
     let mut ack_latency = latency_histogram_us()?;
     for handle in handles {
@@ -277,6 +285,15 @@ fn durability_name(d: Durability) -> String {
     }
 }
 
+/// Parses `auto` (io_uring if the kernel allows it) or `pwrite`.
+pub fn parse_io_mode(text: &str) -> Option<IoMode> {
+    match text {
+        "auto" => Some(IoMode::Auto),
+        "pwrite" => Some(IoMode::Pwrite),
+        _ => None,
+    }
+}
+
 /// Parses `fsync`, `none` or `interval:<ms>`.
 pub fn parse_durability(text: &str) -> Option<Durability> {
     match text {
@@ -293,58 +310,68 @@ fn partition_of(key: &[u8], partitions: u32) -> u32 {
     dropline_operators::model::partition_for(key, partitions.max(1))
 }
 
+/// A producer's appends: (partition, keys of the batch's records). Record
+/// i goes to producer i % producers; within a producer, records are grouped
+/// per partition into batches.
+fn producer_batches(args: &LogBenchArgs, producer: usize, keys: u64) -> Vec<(u32, Vec<String>)> {
+    let partitions = args.partitions.max(1);
+    let mut per_partition: Vec<Vec<String>> = vec![Vec::new(); partitions as usize];
+    for i in (producer as u64..args.records).step_by(args.producers) {
+        let key = key_for(i, keys);
+        per_partition[partition_of(key.as_bytes(), partitions) as usize].push(key);
+    }
+    let mut out = Vec::new();
+    for (p, keys) in per_partition.into_iter().enumerate() {
+        let p = u32::try_from(p).unwrap_or(0);
+        for chunk in keys.chunks(args.batch_records) {
+            out.push((p, chunk.to_vec()));
+        }
+    }
+    out
+}
+
 fn produce(
     log: &Log,
     args: &LogBenchArgs,
-    producer: usize,
-    keys: u64,
+    batches: &[(u32, Vec<String>)],
 ) -> Result<Histogram<u64>, LogBenchError> {
     let mut hist = latency_histogram_us()?;
-    let partitions = args.partitions.max(1);
-    // Record i goes to producer i % producers; within a producer, records
-    // are grouped per partition into batches.
-    let mine: Vec<u64> = (producer as u64..args.records)
-        .step_by(args.producers)
-        .collect();
-    let mut per_partition: Vec<Vec<u64>> = vec![Vec::new(); partitions as usize];
-    for i in mine {
-        let key = key_for(i, keys);
-        per_partition[partition_of(key.as_bytes(), partitions) as usize].push(i);
-    }
     let value_len = args.record_bytes.saturating_sub(18);
     let value = vec![b'v'; value_len];
-    let mut key_buf: Vec<String> = Vec::with_capacity(args.batch_records);
     let in_flight = args.in_flight.max(1);
     let mut waiting: std::collections::VecDeque<(Instant, dropline_log::Durable)> =
         std::collections::VecDeque::with_capacity(in_flight);
-    for (p, indexes) in per_partition.iter().enumerate() {
-        let partition = log.partition(BENCH_TOPIC, u32::try_from(p).unwrap_or(0))?;
-        for chunk in indexes.chunks(args.batch_records) {
-            key_buf.clear();
-            key_buf.extend(chunk.iter().map(|&i| key_for(i, keys)));
-            let records: Vec<Record<'_>> = key_buf
-                .iter()
-                .map(|k| Record {
-                    key: k.as_bytes(),
-                    value: &value,
-                })
-                .collect();
-            let t = Instant::now();
-            let (_, durable) = partition.append_pending(&AppendRequest {
-                records: &records,
-                producer: None,
-            })?;
-            waiting.push_back((t, durable));
-            // Acks already complete are recorded when seen; when the window
-            // is full, wait for the oldest.
-            while let Some((started, durable)) = waiting.pop_front() {
-                if waiting.len() + 1 >= in_flight || durable.is_durable() {
-                    durable.wait()?;
-                    record_us(&mut hist, started);
-                } else {
-                    waiting.push_front((started, durable));
-                    break;
-                }
+    let mut records: Vec<Record<'_>> = Vec::with_capacity(args.batch_records);
+    let mut current = None;
+    let mut partition = None;
+    for (p, keys) in batches {
+        if current != Some(*p) {
+            partition = Some(log.partition(BENCH_TOPIC, *p)?);
+            current = Some(*p);
+        }
+        let Some(partition) = &partition else {
+            continue;
+        };
+        records.clear();
+        records.extend(keys.iter().map(|k| Record {
+            key: k.as_bytes(),
+            value: &value,
+        }));
+        let t = Instant::now();
+        let (_, durable) = partition.append_pending(&AppendRequest {
+            records: &records,
+            producer: None,
+        })?;
+        waiting.push_back((t, durable));
+        // Acks already complete are recorded when seen; when the window is
+        // full, wait for the oldest.
+        while let Some((started, durable)) = waiting.pop_front() {
+            if waiting.len() + 1 >= in_flight || durable.is_durable() {
+                durable.wait()?;
+                record_us(&mut hist, started);
+            } else {
+                waiting.push_front((started, durable));
+                break;
             }
         }
     }

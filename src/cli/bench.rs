@@ -39,6 +39,10 @@ enum BenchCommand {
         /// `fsync` (default), `interval:<ms>` or `none`.
         #[arg(long, default_value = "fsync")]
         durability: String,
+        /// I/O path of appends: `auto` (io_uring where the kernel allows
+        /// it, else pwrite) or `pwrite`.
+        #[arg(long, default_value = "auto")]
+        io: String,
         /// Directory for the log and the disk reference files.
         #[arg(long, default_value = "target/bench-log")]
         dir: PathBuf,
@@ -229,10 +233,13 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             in_flight,
             partitions,
             durability,
+            io,
             dir,
         } => {
             let durability = dropline_bench::log::parse_durability(&durability)
                 .with_context(|| format!("unknown durability {durability:?}"))?;
+            let io_mode = dropline_bench::log::parse_io_mode(&io)
+                .with_context(|| format!("unknown io mode {io:?} (auto or pwrite)"))?;
             let args = dropline_bench::log::LogBenchArgs {
                 records,
                 record_bytes,
@@ -241,6 +248,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 in_flight,
                 partitions,
                 durability,
+                io_mode,
                 dir,
                 child_exe: std::env::current_exe().ok(),
             };
