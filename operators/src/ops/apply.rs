@@ -15,7 +15,7 @@ use crate::ops::outputs::{
     CaseEvent, IntentId, LocationSummary, NotificationIntent, Outputs, SourceRef, ViewChange,
 };
 use crate::ops::rules::{Rule, RuleMatch};
-use crate::ops::shipment::{NO_OFFSET, flag, secs_u32};
+use crate::ops::shipment::{NO_OFFSET, consents, flag, secs_u32};
 use crate::ops::text::{IdText, TrackingNumber};
 use crate::ops::view;
 
@@ -182,14 +182,24 @@ impl Chain {
         t: &Trigger,
         out: &mut Outputs,
     ) {
-        let rec = self.records[idx];
-        let settings = self.rules.settings_for(&self.layer_chain(&rec));
-        let texts = self.arena.get(rec.text_at);
+        // The few fields fan-out reads, not a copy of the whole record.
+        let rec = &self.records[idx];
+        let settings = self.rules.settings_for(&self.layer_chain(rec));
+        let (text_at, marketplace_id, tz_raw, flags, exc_class, parcel) = (
+            rec.text_at,
+            rec.marketplace,
+            rec.tz,
+            rec.flags,
+            rec.exc_class,
+            rec.key_hash as u32,
+        );
+        let (consent, carrier, order_offset) = (rec.consent, rec.carrier(), rec.order_offset);
+        let texts = self.arena.get(text_at);
         let order_id = IdText::from_utf8_bytes(texts.order_id);
         let buyer_id = IdText::from_utf8_bytes(texts.buyer_id);
-        let marketplace = self.marketplace_text(rec.marketplace);
+        let marketplace = self.marketplace_text(marketplace_id);
         let buyer = buyer_key(buyer_id.as_bytes());
-        let tz_id = usize::from(rec.tz).min(self.zones.len().saturating_sub(1));
+        let tz_id = usize::from(tz_raw).min(self.zones.len().saturating_sub(1));
         let tz = self.zones.get(tz_id).copied().unwrap_or(chrono_tz::Tz::UTC);
         if self.zone_clocks.len() < self.zones.len() {
             self.zone_clocks
@@ -198,8 +208,8 @@ impl Chain {
         let order = order_key(order_id.as_bytes());
         // The order's parcel count is read once per shipment, at its first
         // notification (orders arrive at checkout, days before).
-        let multi_parcel = if rec.has(flag::MULTI_KNOWN) {
-            rec.has(flag::MULTI_PARCEL)
+        let multi_parcel = if flags & flag::MULTI_KNOWN != 0 {
+            flags & flag::MULTI_PARCEL != 0
         } else {
             let multi = self.order_counts.multi(order);
             let r = &mut self.records[idx];
@@ -212,7 +222,7 @@ impl Chain {
         let priority = rule.priority;
         let critical = priority == Priority::Critical;
         let remediation = if t.status == Status::Exception {
-            ExceptionClass::from_code(rec.exc_class)
+            ExceptionClass::from_code(exc_class)
                 .map_or(Remediation::None, ExceptionClass::remediation)
         } else {
             Remediation::None
@@ -223,7 +233,6 @@ impl Chain {
                     && (priority == Priority::Low
                         || (priority == Priority::Normal && self.config.drop_mode_digest_normal))));
         let window_s = self.limits.consolidate_window_s;
-        let parcel = rec.key_hash as u32;
         let mut clock: Option<LocalClock> = None;
         for channel in rule.channels.iter() {
             let id = IntentId::from_prefix(id_prefix, channel, t.source.topic, t.source.offset);
@@ -237,7 +246,7 @@ impl Chain {
             );
             d.rule_id = rule.id;
             d.channel = Some(channel);
-            let suppressed = if !rec.consents(channel) {
+            let suppressed = if !consents(consent, channel) {
                 Some(DecisionKind::SuppressedNoConsent)
             } else if self.opt_outs.contains(buyer, channel) {
                 Some(DecisionKind::SuppressedOptOut)
@@ -287,7 +296,7 @@ impl Chain {
             out.intents.push(NotificationIntent {
                 id,
                 tracking_number: tn,
-                carrier: rec.carrier().unwrap_or(crate::model::Carrier::Ups),
+                carrier: carrier.unwrap_or(crate::model::Carrier::Ups),
                 channel,
                 priority,
                 template: rule.template,
@@ -295,7 +304,7 @@ impl Chain {
                 order_id,
                 marketplace,
                 buyer_id,
-                order_offset: rec.order_offset,
+                order_offset,
                 status: t.status,
                 sub_status: t.sub,
                 remediation,

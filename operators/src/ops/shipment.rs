@@ -146,10 +146,6 @@ impl Shipment {
     pub(crate) fn is_terminal(&self) -> bool {
         self.status().is_some_and(Status::is_terminal)
     }
-    /// Whether the buyer consented on a channel (a contact exists and says yes).
-    pub(crate) fn consents(&self, channel: crate::model::Channel) -> bool {
-        self.consent & (1 << (channel as u8 - 1)) != 0
-    }
     /// The newest carrier time seen (accepted or held).
     pub(crate) fn newest_occurred_ms(&self) -> i64 {
         if self.has(flag::HELD) {
@@ -158,6 +154,13 @@ impl Shipment {
             self.last_occurred_ms
         }
     }
+}
+
+/// Whether consent bits (`Shipment::consent`) allow a channel: the buyer
+/// has a contact on it and said yes.
+#[inline]
+pub(crate) fn consents(consent: u8, channel: crate::model::Channel) -> bool {
+    consent & (1 << (channel as u8 - 1)) != 0
 }
 
 /// Seconds since the epoch as u32 (saturating; 0 for times before 1970).
