@@ -118,7 +118,7 @@ impl EncodedBatch {
         h[40..48].copy_from_slice(&log_time_ms.to_le_bytes());
         let header_crc = crc32c::crc32c_append(crc32c::crc32c(&h[0..8]), &h[12..]);
         let records_len = self.bytes.len() - BATCH_HEADER_BYTES;
-        let crc = crc32c::crc32c_combine(header_crc, self.records_crc, records_len);
+        let crc = super::crc::combine(header_crc, self.records_crc, records_len);
         debug_assert_eq!(crc, super::decode::batch_crc(&self.bytes));
         self.bytes[8..12].copy_from_slice(&crc.to_le_bytes());
     }

@@ -4,6 +4,7 @@
 //! batch amortise the per-record cost, and the engine moves batches between
 //! threads anyway. The byte layout is specified in docs/FORMAT.md ("Log").
 
+mod crc;
 pub(crate) mod decode;
 mod encode;
 
