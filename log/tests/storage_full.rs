@@ -234,6 +234,68 @@ fn a_batch_written_before_a_failed_fdatasync_is_cut_off_and_never_acknowledged()
     assert_eq!(c.len(), 2);
 }
 
+/// A producer with batches in flight (the engine's output stage, an
+/// adapter's pipeline) may send its next batch before it learns that the
+/// ones before it were cut off. That batch is refused as out of order,
+/// never appended behind the gap (which would leave the cut-off ones to be
+/// answered as stale, and lost), even when the producer's whole remembered
+/// window was cut off; resent in order from the first cut-off one, all are
+/// appended once.
+#[test]
+fn a_pipelined_batch_behind_cut_off_ones_is_refused_until_they_are_resent() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Arc::new(Disk::default());
+    let log = open(dir.path(), &disk, Durability::Fsync, 64 * 1024);
+    log.create_topic("t", TopicConfig::new(1)).unwrap();
+    let p = log.partition("t", 0).unwrap();
+    let send = |sequence: u64, value: &'static [u8]| {
+        p.append_pending(&AppendRequest {
+            records: &[Record { key: value, value }],
+            producer: Some(ProducerSeq {
+                producer_id: 11,
+                sequence,
+            }),
+        })
+    };
+    // Sequence 0 is written; its fdatasync finds the disk full.
+    disk.full_syncs.store(true, Ordering::SeqCst);
+    let (_, d0) = send(0, b"zero").unwrap();
+    assert!(d0.wait().is_err());
+    assert!(p.is_storage_full());
+    disk.free();
+    // The producer's next batches arrive first; the first resumes the
+    // writer (which cuts 0 off, the producer's whole window): refused,
+    // nothing appended.
+    for sequence in [1, 2] {
+        let err = send(sequence, b"later").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                LogError::OutOfOrderSequence { expected: 0, got, .. } if got == sequence
+            ),
+            "{err}"
+        );
+    }
+    assert!(!p.is_storage_full());
+    assert_eq!(p.next_offset(), 0);
+    // Resent in order: each appended once.
+    for (sequence, value) in [(0, &b"zero"[..]), (1, b"one"), (2, b"two")] {
+        let ack = p
+            .append(&AppendRequest {
+                records: &[Record { key: value, value }],
+                producer: Some(ProducerSeq {
+                    producer_id: 11,
+                    sequence,
+                }),
+            })
+            .unwrap();
+        assert!(!ack.duplicate);
+        assert_eq!(ack.base_offset, sequence);
+    }
+    let values: Vec<Vec<u8>> = contents(&p).into_values().collect();
+    assert_eq!(values, [&b"zero"[..], b"one", b"two"]);
+}
+
 #[test]
 fn other_io_failures_still_poison_until_restart() {
     #[derive(Debug, Default)]

@@ -28,6 +28,10 @@ pub(crate) struct RecentBatch {
 struct ProducerState {
     last_sequence: u64,
     recent: VecDeque<RecentBatch>,
+    /// A rewind after a full disk cut off the whole remembered window
+    /// (see [`ProducerTable::forget_from`]): the next batch may have any
+    /// sequence up to `last_sequence + 1`, the first one cut off.
+    rewound: bool,
 }
 
 impl ProducerState {
@@ -60,6 +64,19 @@ impl ProducerTable {
         let Some(state) = self.producers.get(&p.producer_id) else {
             return Ok(Admission::Append);
         };
+        if state.rewound {
+            // Any batch up to the first one cut off may be the producer's
+            // oldest unacknowledged one; a later one would be appended
+            // behind a gap.
+            if p.sequence <= state.last_sequence.wrapping_add(1) {
+                return Ok(Admission::Append);
+            }
+            return Err(LogError::OutOfOrderSequence {
+                producer_id: p.producer_id,
+                expected: state.last_sequence.wrapping_add(1),
+                got: p.sequence,
+            });
+        }
         if p.sequence == state.last_sequence.wrapping_add(1) {
             return Ok(Admission::Append);
         }
@@ -102,6 +119,7 @@ impl ProducerTable {
         }
         let state = self.producers.entry(p.producer_id).or_default();
         state.last_sequence = p.sequence;
+        state.rewound = false;
         state.recent.push_back(batch);
         while state.recent.len() > PRODUCER_RECENT_BATCHES_MAX {
             state.recent.pop_front();
@@ -114,22 +132,29 @@ impl ProducerTable {
     /// Batch sequences of a producer are consecutive, so its last sequence
     /// becomes the one before the first batch forgotten. A producer whose
     /// whole remembered window was cut off may have had older batches cut
-    /// off too, which the table cannot tell: it is forgotten, as when the
-    /// table evicts it, so its next batch is accepted as a first batch
-    /// (never answered as stale, which would lose it).
+    /// off too, which the table cannot tell: it is marked rewound, and its
+    /// next batch is accepted as a first batch (never answered as stale,
+    /// which would lose it) if its sequence is at most that of the first
+    /// batch cut off. A later sequence is refused as out of order: a
+    /// producer with several batches in flight (the engine's output stage,
+    /// an adapter's pipeline) may send its next new batch before it learns
+    /// that earlier ones were cut off, and accepting it would leave the
+    /// cut-off ones behind as "stale" for good.
     pub(crate) fn forget_from(&mut self, offset: u64) {
-        self.producers.retain(|_, state| {
+        for state in self.producers.values_mut() {
             let mut popped = false;
             while let Some(b) = state.recent.back().copied() {
                 if b.last_offset < offset {
-                    return true;
+                    break;
                 }
                 state.recent.pop_back();
                 state.last_sequence = b.sequence.wrapping_sub(1);
                 popped = true;
             }
-            !popped
-        });
+            if popped && state.recent.is_empty() {
+                state.rewound = true;
+            }
+        }
     }
 
     /// Appends the snapshot encoding to `out`; returns the producer count.
@@ -137,7 +162,14 @@ impl ProducerTable {
     /// reserved u32, then per recent batch: sequence, base offset, last
     /// offset, log time (u64 each). Sorted by producer id.
     pub(crate) fn encode(&self, out: &mut Vec<u8>) -> u32 {
-        let mut ids: Vec<&u64> = self.producers.keys().collect();
+        // A rewound producer is left out: read back, its empty window would
+        // answer retries of its cut-off batches as stale.
+        let mut ids: Vec<&u64> = self
+            .producers
+            .iter()
+            .filter(|(_, s)| !s.rewound)
+            .map(|(id, _)| id)
+            .collect();
         ids.sort_unstable();
         for id in &ids {
             let s = &self.producers[*id];
@@ -183,6 +215,7 @@ impl ProducerTable {
                 ProducerState {
                     last_sequence,
                     recent,
+                    rewound: false,
                 },
             );
         }
@@ -292,10 +325,29 @@ mod tests {
             t.admit(p(1, 3)),
             Err(LogError::OutOfOrderSequence { expected: 2, .. })
         ));
-        // Its oldest cut-off batch may be older than the window: forgotten,
-        // so no retry is ever answered as stale.
+        // Its oldest cut-off batch may be older than the window (3..=7):
+        // any sequence up to the window's first is accepted as a first
+        // batch, so no retry is ever answered as stale...
         assert_eq!(t.admit(p(2, 1)).unwrap(), Admission::Append);
-        assert!(!t.producers.contains_key(&2));
+        assert_eq!(t.admit(p(2, 3)).unwrap(), Admission::Append);
+        // ...but a later one, sent before the producer learnt of the cut,
+        // is refused rather than appended behind the gap.
+        assert!(matches!(
+            t.admit(p(2, 4)),
+            Err(LogError::OutOfOrderSequence {
+                expected: 3,
+                got: 4,
+                ..
+            })
+        ));
+        // Not in a snapshot while rewound (an empty window there would
+        // answer its retries as stale).
+        let mut snapshot = Vec::new();
+        assert_eq!(t.encode(&mut snapshot), 1);
+        // Once it appends again it is an ordinary producer.
+        t.record(p(2, 1), b(1, 200));
+        assert_eq!(t.admit(p(2, 2)).unwrap(), Admission::Append);
+        assert!(matches!(t.admit(p(2, 1)).unwrap(), Admission::Duplicate(_)));
     }
 
     #[test]
