@@ -237,7 +237,11 @@ impl Engine {
             if let Some(m) = metrics.partition(p) {
                 m.worker.store(w as u64, Ordering::Relaxed);
             }
-            per_worker[w].push(Slot { task, inputs });
+            per_worker[w].push(Slot {
+                task,
+                inputs,
+                ticks_paused_until: None,
+            });
         }
         let stop = Arc::new(AtomicBool::new(false));
         let allowed = crate::affinity::allowed_cpus();
@@ -267,9 +271,15 @@ impl Engine {
             let stop_all = stop.clone();
             let handle = std::thread::Builder::new().name(name.clone()).spawn(move || {
                 let r = run_worker(setup);
-                if let Err(e) = &r {
-                    tracing::error!(worker = id, error = %e, "worker failed; stopping the engine");
-                    stop_all.store(true, Ordering::Release);
+                match &r {
+                    Ok(()) => {}
+                    Err(e @ EngineError::StoppedWhileStorageFull { .. }) => {
+                        tracing::warn!(worker = id, error = %e, "worker stopped while the disk was full");
+                    }
+                    Err(e) => {
+                        tracing::error!(worker = id, error = %e, "worker failed; stopping the engine");
+                        stop_all.store(true, Ordering::Release);
+                    }
                 }
                 r
             });

@@ -71,6 +71,20 @@ pub enum EngineError {
         /// The thread's name.
         name: String,
     },
+    /// The engine was stopped while a worker's output stage waited for disk
+    /// space: the steps whose outputs were not durable were not
+    /// checkpointed, and the next start replays them from the last
+    /// checkpoint.
+    #[error(
+        "worker {worker} stopped while the disk was full: {steps_not_durable} steps' outputs were not durable; \
+         the next start replays them from the last checkpoint"
+    )]
+    StoppedWhileStorageFull {
+        /// The worker.
+        worker: usize,
+        /// Steps waiting for their outputs to be durable.
+        steps_not_durable: usize,
+    },
     /// The output stage of a worker stopped while the worker was sending.
     #[error("the output stage of worker {worker} stopped")]
     OutputStageGone {

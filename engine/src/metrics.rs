@@ -55,8 +55,16 @@ pub struct WorkerMetrics {
     pub queue_capacity: AtomicU64,
     /// Ticks requested for inputs that held back ready data.
     pub tick_requests_total: AtomicU64,
+    /// Ticks requested that the log refused on a full disk (requested
+    /// again later).
+    pub tick_requests_refused_total: AtomicU64,
     /// Time the worker spent idle-waiting for input, in µs.
     pub idle_us_total: AtomicU64,
+    /// 1 while the output stage waits for disk space (the worker reads no
+    /// input meanwhile), else 0.
+    pub output_blocked_storage_full: AtomicU64,
+    /// Times the output stage started waiting for disk space.
+    pub output_storage_full_waits_total: AtomicU64,
     latency_us: Mutex<Histogram<u64>>,
 }
 
@@ -124,7 +132,10 @@ impl Metrics {
                     queue_fill: AtomicU64::new(0),
                     queue_capacity: AtomicU64::new(0),
                     tick_requests_total: AtomicU64::new(0),
+                    tick_requests_refused_total: AtomicU64::new(0),
                     idle_us_total: AtomicU64::new(0),
+                    output_blocked_storage_full: AtomicU64::new(0),
+                    output_storage_full_waits_total: AtomicU64::new(0),
                     latency_us: Mutex::new(latency_histogram()),
                 })
                 .collect(),
@@ -167,6 +178,14 @@ impl Metrics {
     /// Every partition's metrics.
     pub fn partitions(&self) -> &[PartitionMetrics] {
         &self.partitions
+    }
+
+    /// Workers whose output stage waits for disk space now.
+    pub fn workers_blocked_on_storage_full(&self) -> usize {
+        self.workers
+            .iter()
+            .filter(|w| w.output_blocked_storage_full.load(R) != 0)
+            .count()
     }
 
     /// Input records processed over all partitions.
@@ -255,7 +274,7 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE dropline_engine_uptime_seconds gauge");
         let _ = writeln!(out, "dropline_engine_uptime_seconds {uptime:.3}");
         type WorkerField = fn(&WorkerMetrics) -> &AtomicU64;
-        let worker_fields: [(&str, &str, &str, WorkerField); 9] = [
+        let worker_fields: [(&str, &str, &str, WorkerField); 12] = [
             (
                 "worker_events_total",
                 "counter",
@@ -305,10 +324,28 @@ impl Metrics {
                 |w| &w.tick_requests_total,
             ),
             (
+                "tick_requests_refused_total",
+                "counter",
+                "Tick requests the log refused on a full disk.",
+                |w| &w.tick_requests_refused_total,
+            ),
+            (
                 "idle_microseconds_total",
                 "counter",
                 "Time spent waiting for input.",
                 |w| &w.idle_us_total,
+            ),
+            (
+                "output_blocked_storage_full",
+                "gauge",
+                "1 while the output stage waits for disk space (no input is read).",
+                |w| &w.output_blocked_storage_full,
+            ),
+            (
+                "output_storage_full_waits_total",
+                "counter",
+                "Times the output stage started waiting for disk space.",
+                |w| &w.output_storage_full_waits_total,
             ),
         ];
         for (name, kind, help, get) in worker_fields {

@@ -92,7 +92,15 @@ pub fn spawn_ticker(
                 due.clear();
                 ticker.due(wall_ms(), &offsets, &mut due);
                 for &i in &due {
-                    append_tick(&partitions[i])?;
+                    match append_tick(&partitions[i]) {
+                        Ok(()) => {}
+                        // A full disk: the partition is due again after
+                        // another interval, by which space may be back.
+                        Err(e) if crate::worker::output_stage::log_storage_full(&e) => {
+                            tracing::debug!(partition = %partitions[i].topic(), error = %e, "tick refused: disk full");
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
             }
         })

@@ -7,36 +7,40 @@
 //! effects to its output stage over a bounded crossbeam channel: one
 //! message per input batch, never one per event.
 //!
-//! The output stage (one thread per worker) appends each step's output
-//! batches with their producer ids and sequences, keeps up to
-//! `pending_durable_steps_max` steps waiting for the log's group-commit
-//! fdatasync, and only then publishes the step's input offsets as processed.
-//! A checkpoint message is carried out after every earlier step is durable.
+//! The output stage (one thread per worker, `worker/output_stage.rs`) appends
+//! each step's output batches, publishes the step once they are durable,
+//! saves checkpoints in order, and waits out a full disk.
 //!
 //! Backpressure: when the output stage falls behind (slow disk, stalled
-//! output partition), the channel fills, the worker blocks on `send` and
-//! stops reading; the backlog stays in the log as lag. Memory is bounded by
-//! the task queues (`queue_batches_max` views per input) plus the channel
-//! (`inflight_steps_max` steps) plus the pending steps.
+//! output partition, a full disk it waits out), the channel fills, the
+//! worker blocks on `send` and stops reading; the backlog stays in the log
+//! as lag. Memory is bounded by the task queues (`queue_batches_max` views
+//! per input) plus the channel (`inflight_steps_max` steps) plus the
+//! pending steps (`pending_durable_steps_max`).
+//!
+//! A tick the worker requests on a full disk is refused by the log; it is
+//! skipped (counted in `tick_requests_refused_total`) and requested again
+//! later, since the task asks again while the input holds back ready data.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
-use dropline_log::{AppendRequest, BatchView, Durable, LogError, Partition};
+use crossbeam_channel::{Sender, TrySendError};
+use dropline_log::{BatchView, LogError, Partition};
 
-use crate::checkpoint::{CheckpointState, CheckpointStore};
-use crate::engine::{EngineConfig, OutputGate};
+use crate::checkpoint::CheckpointStore;
+use crate::engine::EngineConfig;
 use crate::error::EngineError;
 use crate::input::{INPUT_COUNT, InputKind};
-use crate::merge::InputPosition;
-use crate::metrics::{LATENCY_PUBLISH_EVERY_STEPS, Metrics, latency_histogram};
+use crate::metrics::Metrics;
 use crate::output::{OUTPUT_TOPIC_COUNT, OutputTopic};
 use crate::processor::Processor;
-use crate::task::{Effect, PartitionTask, StepOutput, StepResult};
+use crate::task::{Effect, PartitionTask, StepResult};
 use crate::tick::{append_tick, wall_ms};
+use output_stage::{Stage, StageMsg, log_storage_full};
+
+pub(crate) mod output_stage;
 
 const R: Ordering = Ordering::Relaxed;
 
@@ -44,7 +48,15 @@ const R: Ordering = Ordering::Relaxed;
 pub(crate) struct Slot<P> {
     pub(crate) task: PartitionTask<P, BatchView>,
     pub(crate) inputs: [Arc<Partition>; INPUT_COUNT],
+    /// After a tick request refused by a full disk, none is appended
+    /// before this (see [`TICK_REFUSED_PAUSE_MS`]).
+    pub(crate) ticks_paused_until: Option<Instant>,
 }
+
+/// How long a partition's tick requests are skipped after the log refused
+/// one on a full disk, in ms: the task asks again every
+/// `tick_request_interval_ms`, and each refusal may cost the log a probe.
+pub(crate) const TICK_REFUSED_PAUSE_MS: u64 = 100;
 
 /// The output partitions, by topic index then partition.
 #[derive(Debug)]
@@ -58,7 +70,11 @@ impl OutputPartitions {
         OutputPartitions { by_topic }
     }
 
-    fn get(&self, topic: OutputTopic, partition: u32) -> Result<&Arc<Partition>, EngineError> {
+    pub(crate) fn get(
+        &self,
+        topic: OutputTopic,
+        partition: u32,
+    ) -> Result<&Arc<Partition>, EngineError> {
         self.by_topic
             .get(topic.index())
             .and_then(|v| v.get(partition as usize))
@@ -87,11 +103,6 @@ pub(crate) struct WorkerSetup<P> {
     pub(crate) store: Arc<dyn CheckpointStore>,
 }
 
-enum StageMsg {
-    Output { step: StepOutput, started: Instant },
-    Checkpoint(Box<CheckpointState>),
-}
-
 /// Runs a worker until `stop` is set, then checkpoints its partitions.
 pub(crate) fn run_worker<P: Processor>(setup: WorkerSetup<P>) -> Result<(), EngineError> {
     let WorkerSetup {
@@ -115,8 +126,12 @@ pub(crate) fn run_worker<P: Processor>(setup: WorkerSetup<P>) -> Result<(), Engi
     }
     let (tx, rx) = crossbeam_channel::bounded::<StageMsg>(capacity);
     let stage = {
-        let (metrics, outputs, gate) =
-            (metrics.clone(), outputs.clone(), config.output_gate.clone());
+        let (metrics, outputs, gate, stop) = (
+            metrics.clone(),
+            outputs.clone(),
+            config.output_gate.clone(),
+            stop.clone(),
+        );
         let pending_max = config.pending_durable_steps_max.max(1);
         let name = format!("dropline-output-{id}");
         std::thread::Builder::new()
@@ -126,15 +141,16 @@ pub(crate) fn run_worker<P: Processor>(setup: WorkerSetup<P>) -> Result<(), Engi
                     // Share the worker's core: the stage mostly waits.
                     let _ = crate::affinity::pin_current_thread(cpu);
                 }
-                run_output_stage(
+                Stage::new(
                     id,
-                    &rx,
                     &outputs,
                     &*store,
                     &metrics,
                     gate.as_deref(),
+                    &stop,
                     pending_max,
                 )
+                .run(&rx)
             })
             .map_err(|source| EngineError::Spawn { name, source })?
     };
@@ -258,7 +274,7 @@ fn read_inputs<P: Processor>(
 /// stage (blocking when it is full: backpressure), ticks to the log.
 fn dispatch<P: Processor>(
     id: usize,
-    slot: &Slot<P>,
+    slot: &mut Slot<P>,
     effects: &mut Vec<Effect>,
     started: Instant,
     config: &EngineConfig,
@@ -275,10 +291,26 @@ fn dispatch<P: Processor>(
             }
             Effect::Checkpoint(state) => StageMsg::Checkpoint(state),
             Effect::RequestTick { input, .. } => {
-                if config.tick_requests {
-                    append_tick(&slot.inputs[input.index()])?;
-                    if let Some(w) = metrics.worker(id) {
-                        w.tick_requests_total.fetch_add(1, R);
+                let paused = slot
+                    .ticks_paused_until
+                    .is_some_and(|until| Instant::now() < until);
+                if config.tick_requests && !paused {
+                    match append_tick(&slot.inputs[input.index()]) {
+                        Ok(()) => {
+                            if let Some(w) = metrics.worker(id) {
+                                w.tick_requests_total.fetch_add(1, R);
+                            }
+                        }
+                        // A full disk: the task asks again while the input
+                        // holds back ready data.
+                        Err(e) if log_storage_full(&e) => {
+                            slot.ticks_paused_until =
+                                Some(Instant::now() + Duration::from_millis(TICK_REFUSED_PAUSE_MS));
+                            if let Some(w) = metrics.worker(id) {
+                                w.tick_requests_refused_total.fetch_add(1, R);
+                            }
+                        }
+                        Err(e) => return Err(e.into()),
                     }
                 }
                 continue;
@@ -297,179 +329,6 @@ fn dispatch<P: Processor>(
             Err(TrySendError::Disconnected(_)) => {
                 return Err(EngineError::OutputStageGone { worker: id });
             }
-        }
-    }
-    Ok(())
-}
-
-/// A step whose outputs are appended and not yet known durable.
-struct Pending {
-    durables: Vec<Durable>,
-    partition: u32,
-    inputs: [InputPosition; INPUT_COUNT],
-    records_in: u64,
-    started: Instant,
-}
-
-struct Stage<'a> {
-    id: usize,
-    metrics: &'a Metrics,
-    latency: hdrhistogram::Histogram<u64>,
-    unpublished: u64,
-}
-
-impl Stage<'_> {
-    fn complete(&mut self, p: Pending) -> Result<(), EngineError> {
-        for d in p.durables {
-            d.wait()?;
-        }
-        if let Some(m) = self.metrics.partition(p.partition) {
-            for (i, pos) in p.inputs.iter().enumerate() {
-                m.processed_offset[i].store(pos.next_offset, R);
-            }
-            m.events_total.fetch_add(p.records_in, R);
-        }
-        if let Some(w) = self.metrics.worker(self.id) {
-            w.events_total.fetch_add(p.records_in, R);
-            w.batches_total.fetch_add(1, R);
-            w.queue_fill.fetch_sub(1, R);
-        }
-        let us = u64::try_from(p.started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        let _ = self
-            .latency
-            .record(us.clamp(1, crate::metrics::LATENCY_US_MAX));
-        self.unpublished += 1;
-        if self.unpublished >= LATENCY_PUBLISH_EVERY_STEPS
-            && self.metrics.try_publish_latency(self.id, &self.latency)
-        {
-            self.latency.reset();
-            self.unpublished = 0;
-        }
-        self.metrics.signal();
-        Ok(())
-    }
-
-    fn flush_latency(&mut self) {
-        if self.unpublished > 0 && self.metrics.try_publish_latency(self.id, &self.latency) {
-            self.latency.reset();
-            self.unpublished = 0;
-        }
-    }
-}
-
-fn run_output_stage(
-    id: usize,
-    rx: &Receiver<StageMsg>,
-    outputs: &OutputPartitions,
-    store: &dyn CheckpointStore,
-    metrics: &Metrics,
-    gate: Option<&dyn OutputGate>,
-    pending_max: usize,
-) -> Result<(), EngineError> {
-    let mut stage = Stage {
-        id,
-        metrics,
-        latency: latency_histogram(),
-        unpublished: 0,
-    };
-    let mut pending: VecDeque<Pending> = VecDeque::new();
-    loop {
-        let msg = if pending.is_empty() {
-            stage.flush_latency();
-            match rx.recv() {
-                Ok(m) => m,
-                Err(_) => break,
-            }
-        } else {
-            match rx.try_recv() {
-                Ok(m) => m,
-                Err(TryRecvError::Empty) => {
-                    // Nothing new: wait for the oldest step's fdatasync.
-                    if let Some(p) = pending.pop_front() {
-                        stage.complete(p)?;
-                    }
-                    continue;
-                }
-                Err(TryRecvError::Disconnected) => break,
-            }
-        };
-        match msg {
-            StageMsg::Output { step, started } => {
-                let mut durables = Vec::with_capacity(step.batches.len());
-                for b in &step.batches {
-                    if let Some(g) = gate {
-                        g.before_append(b.topic, b.partition);
-                    }
-                    let part = outputs.get(b.topic, b.partition)?;
-                    // One allocation per output batch, not per record.
-                    let mut records = Vec::with_capacity(b.len());
-                    b.log_records(&mut records);
-                    let res = part.append_pending(&AppendRequest {
-                        records: &records,
-                        producer: Some(b.producer),
-                    });
-                    let w = metrics.worker(id);
-                    if let Some(w) = w {
-                        w.output_batches_total.fetch_add(1, R);
-                    }
-                    match res {
-                        Ok((ack, durable)) => {
-                            if ack.duplicate
-                                && let Some(w) = w
-                            {
-                                w.output_duplicates_total.fetch_add(1, R);
-                            }
-                            durables.push(durable);
-                        }
-                        // Older than the acks the log remembers: it was
-                        // appended before, and is not appended again.
-                        Err(LogError::StaleSequence { .. }) => {
-                            if let Some(w) = w {
-                                w.output_duplicates_total.fetch_add(1, R);
-                            }
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                pending.push_back(Pending {
-                    durables,
-                    partition: step.partition,
-                    inputs: step.inputs,
-                    records_in: step.records_in,
-                    started,
-                });
-                while let Some(front) = pending.front() {
-                    let ready = front.durables.iter().all(Durable::is_durable);
-                    if !ready && pending.len() <= pending_max {
-                        break;
-                    }
-                    if let Some(p) = pending.pop_front() {
-                        stage.complete(p)?;
-                    }
-                }
-            }
-            StageMsg::Checkpoint(state) => {
-                while let Some(p) = pending.pop_front() {
-                    stage.complete(p)?;
-                }
-                store.save(&state)?;
-                if let Some(m) = metrics.partition(state.partition) {
-                    m.checkpoints_total.fetch_add(1, R);
-                    m.last_checkpoint_log_ms.store(state.log_time_ms, R);
-                    m.last_checkpoint_unix_ms.store(wall_ms(), R);
-                }
-                metrics.signal();
-            }
-        }
-    }
-    while let Some(p) = pending.pop_front() {
-        stage.complete(p)?;
-    }
-    stage.flush_latency();
-    if stage.unpublished > 0 {
-        // A reader held the lock at every try: wait for it this once.
-        while !metrics.try_publish_latency(id, &stage.latency) {
-            std::thread::yield_now();
         }
     }
     Ok(())

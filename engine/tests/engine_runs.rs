@@ -43,22 +43,9 @@ fn run(log: &dropline_log::Log, cfg: EngineConfig) {
     engine.stop().unwrap();
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else if e.file_name() != "LOCK" && !e.file_name().to_string_lossy().ends_with(".lock") {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
 fn reference(phases: &Path, tmp: &Path) -> Outputs {
     let dir = tmp.join("reference");
-    copy_dir(phases, &dir);
+    logs::copy_dir(phases, &dir);
     let log = logs::open(&dir);
     run(&log, config(1, &tmp.join("reference-ckpt")));
     logs::outputs(&log, PARTITIONS)
@@ -82,7 +69,7 @@ fn rescaling_one_two_one_gives_the_outputs_of_one_run() {
     let log = logs::open(&data);
     let got = logs::outputs(&log, PARTITIONS);
     drop(log);
-    let want = reference(&data_inputs_only(&data, tmp.path()), tmp.path());
+    let want = reference(&logs::inputs_only(&data, tmp.path()), tmp.path());
     assert!(logs::count(&want) > 1000);
     assert_eq!(
         got.keys().collect::<Vec<_>>(),
@@ -91,18 +78,6 @@ fn rescaling_one_two_one_gives_the_outputs_of_one_run() {
     for (k, w) in &want {
         assert_eq!(&got[k], w, "stream {k:?} differs");
     }
-}
-
-/// A copy of `data` with only the input topics (outputs are regenerated).
-fn data_inputs_only(data: &Path, tmp: &Path) -> std::path::PathBuf {
-    let dir = tmp.join("inputs-only");
-    for input in ["carrier-events", "orders", "control"] {
-        copy_dir(
-            &data.join("topics").join(input),
-            &dir.join("topics").join(input),
-        );
-    }
-    dir
 }
 
 #[test]
@@ -140,7 +115,7 @@ fn drop_mode_switch_is_a_record_applied_at_the_same_place_on_replay() {
     );
     // Low-priority notifications exist only because of drop mode.
     assert!(got.keys().any(|k| k.0 == "notify-sms-low"));
-    let want = reference(&data_inputs_only(&data, tmp.path()), tmp.path());
+    let want = reference(&logs::inputs_only(&data, tmp.path()), tmp.path());
     assert_eq!(got, want);
 }
 
@@ -216,6 +191,6 @@ fn a_stalled_output_bounds_memory_loses_nothing_and_catches_up() {
     engine.stop().unwrap();
     let got = logs::outputs(&log, PARTITIONS);
     drop(log);
-    let want = reference(&data_inputs_only(&data, tmp.path()), tmp.path());
+    let want = reference(&logs::inputs_only(&data, tmp.path()), tmp.path());
     assert_eq!(got, want);
 }

@@ -245,6 +245,12 @@ pub mod logs {
 
     /// Opens a log whose clock continues after the newest log time in it.
     pub fn open(dir: &Path) -> Log {
+        open_with(dir, |_| {})
+    }
+
+    /// As [`open`], with `customize` applied to the configuration (a fault
+    /// injector, say).
+    pub fn open_with(dir: &Path, customize: impl FnOnce(&mut LogConfig)) -> Log {
         let probe = Log::open(LogConfig::new(dir)).unwrap();
         let mut newest = 1_700_000_000_000u64;
         for t in probe.topics() {
@@ -262,7 +268,36 @@ pub mod logs {
         drop(probe);
         let mut config = LogConfig::new(dir);
         config.clock = Arc::new(StepClock(AtomicU64::new(newest + 1)));
+        customize(&mut config);
         Log::open(config).unwrap()
+    }
+
+    /// Copies a directory tree (without lock files).
+    pub fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            let target = to.join(e.file_name());
+            if e.file_type().unwrap().is_dir() {
+                copy_dir(&e.path(), &target);
+            } else if e.file_name() != "LOCK" && !e.file_name().to_string_lossy().ends_with(".lock")
+            {
+                std::fs::copy(e.path(), target).unwrap();
+            }
+        }
+    }
+
+    /// A copy of the log in `data` with only the input topics, in
+    /// `tmp/inputs-only` (outputs are regenerated from it).
+    pub fn inputs_only(data: &Path, tmp: &Path) -> std::path::PathBuf {
+        let dir = tmp.join("inputs-only");
+        for input in InputKind::ALL {
+            copy_dir(
+                &data.join("topics").join(input.topic()),
+                &dir.join("topics").join(input.topic()),
+            );
+        }
+        dir
     }
 
     /// Appends `batches` input batches of up to `batch_records` records over
