@@ -422,3 +422,44 @@ async fn rate_limit_answers_429() {
         "{metrics}"
     );
 }
+
+/// A part of the node that cannot make progress makes `/readyz` answer
+/// 503 with its reason, and ready again once it can.
+#[tokio::test]
+async fn readyz_reports_a_stuck_part_of_the_node_and_recovers() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use dropline_adapters::http::ReadinessSource;
+
+    struct Blocked(AtomicBool);
+    impl ReadinessSource for Blocked {
+        fn not_ready(&self) -> Option<String> {
+            self.0
+                .load(Ordering::SeqCst)
+                .then(|| "the engine's outputs wait for disk space".to_string())
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let blocked = Arc::new(Blocked(AtomicBool::new(true)));
+    let source = blocked.clone();
+    let node = start_with(dir.path(), |_| {}, move |s| s.readiness = vec![source]).await;
+    let readyz = || async {
+        let r = node
+            .client
+            .get(format!("{}/readyz", node.base))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    assert_eq!(
+        readyz().await,
+        (
+            503,
+            "not ready: the engine's outputs wait for disk space\n".to_string()
+        )
+    );
+    blocked.0.store(false, Ordering::SeqCst);
+    assert_eq!(readyz().await, (200, "ready\n".to_string()));
+}

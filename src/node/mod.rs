@@ -116,8 +116,9 @@ impl Node {
         let mut state = HttpState::new(Arc::clone(&log), sealer);
         state.views = Some(views);
         state.stats = Some(stats);
-        let engine_metrics: Arc<dyn MetricsSource> =
-            Arc::new(sources::EngineMetrics(Arc::clone(engine.metrics())));
+        let engine_figures = Arc::new(sources::EngineMetrics(Arc::clone(engine.metrics())));
+        let engine_metrics: Arc<dyn MetricsSource> = Arc::clone(&engine_figures) as _;
+        state.readiness = vec![engine_figures];
         let ingest_metrics: Arc<dyn MetricsSource> =
             Arc::new(sources::IngestMetricsText(ingest.metrics_handle()));
         let delivery_metrics: Arc<dyn MetricsSource> = Arc::clone(&delivery_figures) as _;

@@ -11,7 +11,7 @@ use dropline_adapters::delivery::DeliveryMetrics;
 use dropline_adapters::delivery::scheduler::Class;
 use dropline_adapters::http::{
     AdminActions, AdminError, ChannelBacklog, CriticalLatency, Freshness, MetricsSource,
-    PartitionLag, StatsSnapshot, StatsSource, ViewStore, WorkerRate,
+    PartitionLag, ReadinessSource, StatsSnapshot, StatsSource, ViewStore, WorkerRate,
 };
 use dropline_adapters::ingest::IngestMetrics;
 use dropline_engine::{InputKind, Metrics, request_drop_mode};
@@ -135,6 +135,21 @@ pub(crate) struct EngineMetrics(pub(crate) Arc<Metrics>);
 impl MetricsSource for EngineMetrics {
     fn render_prometheus(&self, out: &mut String) {
         self.0.render_prometheus(out);
+    }
+}
+
+/// Not ready while an engine worker's outputs wait for disk space (the
+/// worker reads no input meanwhile; it resumes by itself).
+impl ReadinessSource for EngineMetrics {
+    fn not_ready(&self) -> Option<String> {
+        let blocked = self.0.workers_blocked_on_storage_full();
+        (blocked > 0).then(|| {
+            format!(
+                "the disk is full; the engine's outputs wait for space ({blocked} of {} workers) \
+                 and resume by themselves",
+                self.0.workers().len()
+            )
+        })
     }
 }
 

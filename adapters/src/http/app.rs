@@ -12,7 +12,7 @@ use super::create::InFlight;
 use super::metrics::HttpMetrics;
 use super::rate_limit::RateLimiter;
 use super::seal::ContactSealer;
-use super::sources::{AdminActions, MetricsSource, StatsSource};
+use super::sources::{AdminActions, MetricsSource, ReadinessSource, StatsSource};
 use super::views::ViewStore;
 
 /// What the node gives the HTTP edge.
@@ -32,6 +32,9 @@ pub struct HttpState {
     pub stats: Option<Arc<dyn StatsSource>>,
     /// Admin actions (drop mode); `None`: the switch answers 503.
     pub admin: Option<Arc<dyn AdminActions>>,
+    /// Parts of the node `/readyz` asks whether they can make progress
+    /// (the engine waiting out a full disk, say).
+    pub readiness: Vec<Arc<dyn ReadinessSource>>,
 }
 
 impl std::fmt::Debug for HttpState {
@@ -55,6 +58,7 @@ impl HttpState {
             metrics: Vec::new(),
             stats: None,
             admin: None,
+            readiness: Vec::new(),
         }
     }
 }

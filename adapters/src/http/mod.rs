@@ -58,7 +58,7 @@ pub use router::{RouteInfo, route_table};
 pub use seal::{ContactSealer, KeyError, SealError};
 pub use sources::{
     AdminActions, AdminError, CarrierErrors, ChannelBacklog, CriticalLatency, Freshness,
-    MetricsSource, PartitionLag, StatsSnapshot, StatsSource, WorkerRate,
+    MetricsSource, PartitionLag, ReadinessSource, StatsSnapshot, StatsSource, WorkerRate,
 };
 pub use tracking::{Access, Action, ExceptionInfo, Place, TimelineItem, TrackingResponse, Window};
 pub use views::{NewShipment, ViewStore};

@@ -187,17 +187,35 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(app): State<Arc<App>>) -> Response {
-    let poisoned = app
-        .state
-        .log
+    let log = &app.state.log;
+    let poisoned: Vec<(String, u32)> = log
         .topics()
-        .iter()
-        .flat_map(|t| &t.partitions)
-        .any(|p| p.poisoned);
-    if poisoned {
+        .into_iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .filter(|p| p.poisoned)
+                .map(|p| (t.name.clone(), p.partition))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if !poisoned.is_empty() {
+        // A full disk clears by itself; any other poisoning needs a restart.
+        let full = poisoned.iter().all(|(topic, p)| {
+            log.partition(topic, *p)
+                .is_ok_and(|part| part.is_storage_full())
+        });
+        let why = if full {
+            "not ready: the disk is full; appends resume by themselves once space returns\n"
+        } else {
+            "not ready: a log partition is poisoned\n"
+        };
+        return (StatusCode::SERVICE_UNAVAILABLE, why).into_response();
+    }
+    if let Some(why) = app.state.readiness.iter().find_map(|r| r.not_ready()) {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: a log partition is poisoned\n",
+            format!("not ready: {why}\n"),
         )
             .into_response();
     }

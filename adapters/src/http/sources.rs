@@ -119,6 +119,15 @@ pub enum AdminError {
     Unsupported,
 }
 
+/// A part of the node that can say it cannot make progress now, beyond
+/// what the HTTP edge sees itself (poisoned log partitions, the view store
+/// catching up). `/readyz` answers 503 with the first reason given.
+pub trait ReadinessSource: Send + Sync {
+    /// Why this part is not ready (one line, no trailing newline), or
+    /// `None` when it is.
+    fn not_ready(&self) -> Option<String>;
+}
+
 /// Admin actions the node performs.
 pub trait AdminActions: Send + Sync {
     /// Switches drop mode (appends a control record); returns its offset
