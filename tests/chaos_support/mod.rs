@@ -283,7 +283,10 @@ pub fn start_node(
         .arg(quic.to_string())
         .arg("--http-listen")
         .arg(http.to_string())
-        .env("DROPLINE_LOG", "warn,dropline=info,dropline_log=info");
+        .env(
+            "DROPLINE_LOG",
+            "warn,dropline=info,dropline_log=info,dropline_engine=info",
+        );
     let proc = Proc::spawn(cmd);
     let mut fingerprint = String::new();
     let mut quic_addr = quic;
