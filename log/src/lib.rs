@@ -43,7 +43,9 @@ pub use limits::*;
 pub use log::{Log, RetentionReport};
 pub use partition::progress::{DataReady, Durable};
 pub use partition::recovery::{PartitionRecovery, RecoveryReport, Truncation};
-pub use partition::{DeletedSegment, OwnedRecord, Partition, PartitionInfo, RetentionReason};
+pub use partition::{
+    DeletedSegment, OwnedRecord, Partition, PartitionInfo, RetentionReason, encode_unplaced_batch,
+};
 pub use segment::index::key_hash;
 pub use topic::TopicInfo;
 pub use verify::{Problem, ProblemKind, VerifyReport, verify};

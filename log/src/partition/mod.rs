@@ -10,6 +10,7 @@ pub(crate) mod producer;
 pub(crate) mod progress;
 mod read;
 pub(crate) mod recovery;
+mod replica;
 mod retention;
 mod storage_full;
 mod writer;
@@ -28,6 +29,7 @@ use progress::Progress;
 use writer::SyncSnapshot;
 
 pub use read::OwnedRecord;
+pub use replica::encode_unplaced_batch;
 pub use retention::{DeletedSegment, RetentionReason};
 
 /// Archived segments by base offset.

@@ -170,6 +170,19 @@ impl Progress {
         self.poisoned.store(false, Ordering::Release);
     }
 
+    /// The partition was truncated to `offset` (a replica cutting off a
+    /// conflicting suffix, durably): everything below is durable, nothing
+    /// at or after exists, and handles of cut-off batches belong to an
+    /// ended generation. Called under the writer lock.
+    pub(crate) fn truncated(&self, offset: u64) {
+        {
+            let mut s = locking::lock(&self.state);
+            s.durable_offset = offset;
+            self.durable_offset.store(offset, Ordering::Release);
+        }
+        self.rewound(offset);
+    }
+
     /// Everything below `offset` is durable: wake whoever waits for it.
     pub(crate) fn publish_durable(&self, offset: u64) {
         let mut s = locking::lock(&self.state);

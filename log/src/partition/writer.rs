@@ -224,7 +224,7 @@ impl Partition {
     /// Publishes how far the active segment is written, for the syncer.
     /// Called under the writer lock, after the write, so the syncer never
     /// sees a position whose bytes are not all written.
-    fn publish_written(&self, w: &Writer) {
+    pub(super) fn publish_written(&self, w: &Writer) {
         let mut written = locking::lock(&self.written);
         if !Arc::ptr_eq(&written.segment, &w.active) {
             written.segment = w.active.clone();
@@ -233,7 +233,7 @@ impl Partition {
         written.next_offset = w.next_offset;
     }
 
-    fn mark_dirty(&self) {
+    pub(super) fn mark_dirty(&self) {
         if !self.queued.swap(true, Ordering::AcqRel)
             && let Some(me) = self.me.upgrade()
         {
@@ -247,7 +247,7 @@ impl Partition {
     /// left to [`Partition::finish_seal`], outside the lock, because sorting
     /// and writing the key index of a full segment takes tens of
     /// milliseconds. Any failure poisons the partition.
-    fn roll(&self, w: &mut Writer) -> Result<PendingSeal, LogError> {
+    pub(super) fn roll(&self, w: &mut Writer) -> Result<PendingSeal, LogError> {
         let res = self.roll_inner(w);
         if let Err(e) = &res {
             self.progress.poison_with(

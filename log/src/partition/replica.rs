@@ -1,0 +1,313 @@
+//! What a replicated partition needs from the log: appending a batch that
+//! was encoded elsewhere (by the Raft leader), checking a producer batch
+//! before proposing it, and cutting off a conflicting suffix.
+//!
+//! Why the batch is re-stamped and not written verbatim: the leader encodes
+//! a proposal before it knows where in the log the entry will land (the
+//! consensus library may put its own entries in between), so the batch
+//! carries base offset 0 and the leader's clock reading. Every replica
+//! stamps it with its own next offset and `max(batch time, last log
+//! time)`; the Raft log prefix before the entry is identical on every
+//! replica, so both values, and hence the bytes, are identical too.
+//!
+//! Why the producer table is not consulted on append: on a follower, an
+//! entry's place in the log was already decided by the leader; refusing it
+//! would make the replica's log differ from the leader's. The leader checks
+//! a producer batch with [`Partition::check_producer`] before proposing
+//! it. The table is still updated, so a replica that becomes leader knows
+//! every producer batch in its log.
+//!
+//! Why truncation copies the kept prefix into a new file: readers may hold
+//! views into the bytes being cut off (they were durable, so visible), and
+//! shortening a mapped file would make those pages fault (SIGBUS). The kept
+//! prefix is copied into a temporary file, fdatasynced and renamed over
+//! the segment; old mappings keep the old inode alive until dropped
+//! (invariant 3 of `mmap.rs`: replaced files are unlinked, never shrunk).
+//! Only the active segment can be cut; a cut inside a sealed segment is
+//! refused with [`LogError::TruncateBeforeActiveSegment`].
+
+use std::fs::OpenOptions;
+use std::sync::atomic::Ordering;
+
+use super::progress::Durable;
+use super::{Partition, Writer};
+use crate::atomic_file;
+use crate::batch::{
+    AppendAck, AppendRequest, BATCH_HEADER_BYTES, ProducerSeq, decode_batch, encode_batch,
+};
+use crate::config::Durability;
+use crate::error::LogError;
+use crate::io;
+use crate::locking;
+use crate::segment::scan::scan_batches;
+
+/// Encodes a batch for a replicated partition: records, optional producer
+/// and control flag as [`Partition::append`] would write them, with base
+/// offset 0 and log time `log_time_ms`. [`Partition::append_replicated`]
+/// re-stamps both.
+pub fn encode_unplaced_batch(
+    req: &AppendRequest<'_>,
+    control: bool,
+    log_time_ms: u64,
+) -> Result<Vec<u8>, LogError> {
+    let mut batch = encode_batch(req, control)?;
+    batch.seal(0, log_time_ms);
+    Ok(batch.bytes)
+}
+
+impl Partition {
+    /// Appends a batch encoded elsewhere (a Raft entry): re-stamps its base
+    /// offset with this partition's next offset and its log time with
+    /// `max(batch time, last log time)`, recomputes the CRC and writes it.
+    /// A producer batch is recorded in the producer table without an
+    /// admission check (see the module docs). Returns the ack and the
+    /// handle that completes at the covering fdatasync.
+    pub fn append_replicated(&self, batch: &[u8]) -> Result<(AppendAck, Durable), LogError> {
+        let decoded = decode_batch(batch)
+            .map_err(|e| LogError::from_batch(self.settings.dir.clone(), 0, e))?;
+        let producer = decoded.producer();
+        let count = u64::from(decoded.record_count());
+        let (first_ms, last_ms) = (decoded.first_time_ms(), decoded.last_time_ms());
+        let mut bytes = batch[..decoded.encoded_len()].to_vec();
+        let mut w = locking::lock(&self.writer);
+        if self.progress.is_closed() {
+            return Err(LogError::Closed);
+        }
+        if self.progress.is_poisoned() {
+            self.resume_if_room(&mut w)?;
+        }
+        let base_offset = w.next_offset;
+        let first = first_ms.max(w.last_time_ms);
+        let last = last_ms.max(first);
+        bytes[16..24].copy_from_slice(&base_offset.to_le_bytes());
+        bytes[32..40].copy_from_slice(&first.to_le_bytes());
+        bytes[40..48].copy_from_slice(&last.to_le_bytes());
+        let crc = crate::batch::decode::batch_crc(&bytes);
+        bytes[8..12].copy_from_slice(&crc.to_le_bytes());
+        let len = bytes.len() as u64;
+        let mut seal = None;
+        if w.write_pos > 0 && w.write_pos + len > self.settings.segment_bytes_max {
+            seal = Some(self.roll(&mut w)?);
+        }
+        let pos = w.write_pos;
+        if let Err(e) =
+            self.settings
+                .io
+                .write_all_at(&w.active.file, &w.active.log_path, &bytes, pos)
+        {
+            self.progress.poison_with(
+                format!(
+                    "write of {len} bytes at {pos} in {} failed: {e}",
+                    w.active.log_path.display()
+                ),
+                crate::error::is_storage_full(&e),
+            );
+            let err = LogError::io(&w.active.log_path, e);
+            drop(w);
+            if let Some(seal) = seal {
+                self.finish_seal(seal);
+            }
+            return Err(err);
+        }
+        let written = decode_batch(&bytes)
+            .map_err(|e| LogError::from_batch(w.active.log_path.clone(), pos, e))?;
+        let rel = u32::try_from(base_offset - w.active.base_offset).unwrap_or(u32::MAX);
+        let keys = (!written.is_control()).then(|| written.records().map(|r| r.key));
+        locking::write(&w.active.index).add_batch(pos as u32, rel, first, last, keys);
+        w.write_pos = pos + len;
+        w.next_offset = base_offset + count;
+        w.last_time_ms = last;
+        let ack = AppendAck {
+            base_offset,
+            last_offset: base_offset + count - 1,
+            log_time_ms: first,
+            duplicate: false,
+        };
+        if let Some(p) = producer {
+            w.producers.record(
+                p,
+                super::producer::RecentBatch {
+                    sequence: p.sequence,
+                    base_offset,
+                    last_offset: ack.last_offset,
+                    log_time_ms: first,
+                },
+            );
+        }
+        self.progress
+            .next_offset
+            .store(w.next_offset, Ordering::Release);
+        self.publish_written(&w);
+        let durable = Durable::new(self.progress.clone(), w.next_offset);
+        if self.settings.durability == Durability::None {
+            w.active
+                .visible_len
+                .fetch_max(w.write_pos, Ordering::AcqRel);
+            self.progress.publish_durable(w.next_offset);
+        }
+        drop(w);
+        if self.settings.durability != Durability::None {
+            self.mark_dirty();
+        }
+        if let Some(seal) = seal {
+            self.finish_seal(seal);
+        }
+        Ok((ack, durable))
+    }
+
+    /// What an append of a batch of `p` would do, without appending:
+    /// `Ok(None)` if it is new, `Ok(Some(ack))` with the original ack if
+    /// the log holds it already, `StaleSequence` / `OutOfOrderSequence` as
+    /// [`Partition::append`] would answer.
+    pub fn check_producer(&self, p: ProducerSeq) -> Result<Option<AppendAck>, LogError> {
+        let w = locking::lock(&self.writer);
+        match w.producers.admit(p)? {
+            super::producer::Admission::Append => Ok(None),
+            super::producer::Admission::Duplicate(ack) => Ok(Some(ack)),
+        }
+    }
+
+    /// Removes every batch at or after `offset`, which must be a batch
+    /// boundary in the active segment (or the next offset, which changes
+    /// nothing). Durable when it returns: the kept prefix is copied to a
+    /// new file, fdatasynced, renamed over the segment and the directory
+    /// fsynced. The producer table is rebuilt as recovery would build it;
+    /// pending [`Durable`] handles of cut-off batches never complete on a
+    /// later fdatasync. Readers must not rely on offsets at or after
+    /// `offset` (a replicated partition's readers stay below the commit
+    /// offset, which is never cut).
+    pub fn truncate_to(&self, offset: u64) -> Result<(), LogError> {
+        let mut w = locking::lock(&self.writer);
+        if self.progress.is_closed() {
+            return Err(LogError::Closed);
+        }
+        if self.progress.is_poisoned() {
+            return Err(self.progress.poisoned_error());
+        }
+        if offset == w.next_offset {
+            return Ok(());
+        }
+        let active_base = w.active.base_offset;
+        if offset < active_base || offset > w.next_offset {
+            return Err(LogError::TruncateBeforeActiveSegment {
+                topic: self.settings.topic.clone(),
+                partition: self.settings.partition,
+                offset,
+                active_base,
+                next_offset: w.next_offset,
+            });
+        }
+        if !locking::read(&self.segments).sealing.is_empty() {
+            return Err(LogError::TruncateBeforeActiveSegment {
+                topic: self.settings.topic.clone(),
+                partition: self.settings.partition,
+                offset,
+                active_base,
+                next_offset: w.next_offset,
+            });
+        }
+        let res = self.truncate_active(&mut w, offset);
+        if let Err(e) = &res {
+            self.progress.poison(format!(
+                "truncating {} to offset {offset} failed: {e}",
+                w.active.log_path.display()
+            ));
+        }
+        res
+    }
+
+    fn truncate_active(&self, w: &mut Writer, offset: u64) -> Result<(), LogError> {
+        let s = &self.settings;
+        let mut written = locking::lock(&self.written);
+        let old = w.active.clone();
+        let path = old.log_path.clone();
+        let bytes = old.map.bytes(w.write_pos);
+        let mut cut = None;
+        let end = scan_batches(bytes, old.base_offset, |pos, b| {
+            if b.base_offset() == offset {
+                cut = Some(pos);
+            }
+        });
+        let cut = match cut {
+            Some(c) if c <= end.valid_len => c,
+            _ => {
+                return Err(LogError::CorruptFile {
+                    path,
+                    reason: "truncation offset is not a batch boundary of the active segment",
+                });
+            }
+        };
+        let cut_usize = usize::try_from(cut).unwrap_or(usize::MAX);
+        let kept = bytes.get(..cut_usize).unwrap_or(&[]);
+        debug_assert!(kept.len() < BATCH_HEADER_BYTES || decode_batch(kept).is_ok());
+        // The producer table as recovery would rebuild it: the newest sealed
+        // segment's snapshot (or nothing for a partition's first segment),
+        // then the kept batches.
+        let mut producers = {
+            let segs = locking::read(&self.segments);
+            match segs.sealed.values().next_back() {
+                Some(seg) => {
+                    let count = seg.header.producer_count;
+                    seg.with_index(|b| super::producer::ProducerTable::decode(b.producers, count))?
+                        .ok_or_else(|| LogError::CorruptFile {
+                            path: seg.idx_path.clone(),
+                            reason: "bad producer snapshot",
+                        })?
+                }
+                None if old.base_offset == 0 => super::producer::ProducerTable::default(),
+                None => {
+                    let mut t = w.producers.clone();
+                    t.forget_from(offset);
+                    t
+                }
+            }
+        };
+        let (builder, scan_end) = super::recovery::index_bytes(
+            kept,
+            old.base_offset,
+            s.index_interval_bytes,
+            &mut producers,
+        );
+        if scan_end.error.is_some() || scan_end.next_offset != offset {
+            return Err(LogError::CorruptFile {
+                path,
+                reason: "the kept prefix of the active segment does not end at the truncation offset",
+            });
+        }
+        let tmp = atomic_file::tmp_path(&path);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(|e| LogError::io(&tmp, e))?;
+        s.io.write_all_at(&file, &tmp, kept, 0)
+            .map_err(|e| LogError::io(&tmp, e))?;
+        s.io.sync(&file, &tmp).map_err(|e| LogError::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| LogError::io(&path, e))?;
+        io::sync_dir(&s.dir).map_err(|e| LogError::io(&s.dir, e))?;
+        // Log time never decreases, and the kept prefix decides it: the last
+        // kept batch's time, or the sealed segments' if none is kept here.
+        let sealed_last = locking::read(&self.segments)
+            .sealed
+            .values()
+            .next_back()
+            .map_or(0, |l| l.header.last_time_ms);
+        let last_time_ms = scan_end.last_time_ms.max(sealed_last);
+        let new = super::writer::open_active(s, old.base_offset, file, cut, builder)?;
+        new.visible_len.store(cut, Ordering::Release);
+        w.active = new.clone();
+        w.write_pos = cut;
+        w.next_offset = offset;
+        w.last_time_ms = last_time_ms;
+        w.producers = producers;
+        locking::write(&self.segments).active = new.clone();
+        written.segment = new;
+        written.write_pos = cut;
+        written.next_offset = offset;
+        self.progress.truncated(offset);
+        drop(written);
+        Ok(())
+    }
+}
