@@ -12,6 +12,7 @@
 
 pub mod affinity;
 pub mod checkpoint;
+pub mod cluster;
 pub mod control;
 pub mod engine;
 pub mod error;

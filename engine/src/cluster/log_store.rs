@@ -1,0 +1,189 @@
+//! The partition log as a Raft log: raft index `i` is the `i`-th batch of
+//! the partition (from offset 0), with a written-but-not-durable tail.
+//!
+//! Why an explicit unsynced tail: Raft may count an entry only once it is
+//! durable on a member, and a crash may lose whatever was not fdatasynced.
+//! Entries handed to [`PartitionReplicaLog::append`] wait in memory until
+//! [`PartitionReplicaLog::sync`] writes them to the partition and waits for
+//! the covering fdatasync; that call is the one fdatasync boundary, so the
+//! simulation can crash a replica exactly there ([`PartitionReplicaLog::
+//! crash`] drops the tail, as a power cut drops the page cache). Batching
+//! the tail into one sync per Raft ready is the group commit.
+//!
+//! Index to offset: an in-memory vector of (base offset, last offset) per
+//! entry, rebuilt by reading the partition at open (8 + 8 bytes per entry;
+//! bounded by the partition's retention once compaction exists).
+
+use std::sync::Arc;
+
+use dropline_log::{AppendAck, Partition, ProducerSeq, decode_batch};
+
+use super::ClusterError;
+
+/// What a producer batch would be, checked before it is proposed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProducerCheck {
+    /// Not in the log: propose it.
+    New,
+    /// In the log at these offsets (durable here).
+    Appended(AppendAck),
+    /// In the unsynced tail: wait for it.
+    InTail,
+    /// Older than the window the log remembers: it was appended long ago.
+    Stale,
+    /// A gap in the producer's sequence: refused.
+    OutOfOrder,
+}
+
+/// One partition used as a Raft log.
+#[derive(Debug)]
+pub struct PartitionReplicaLog {
+    partition: Arc<Partition>,
+    /// (base offset, last offset) of each durable entry; entry `i` at `i - 1`.
+    placed: Vec<(u64, u64)>,
+    /// Entries written by Raft but not yet in the partition.
+    tail: Vec<Vec<u8>>,
+}
+
+impl PartitionReplicaLog {
+    /// Wraps a partition that holds only replicated batches (from offset
+    /// 0): reads it once to map entries to offsets.
+    pub fn open(partition: Arc<Partition>) -> Result<PartitionReplicaLog, ClusterError> {
+        if partition.start_offset() != 0 {
+            return Err(ClusterError::Unsupported {
+                what: "a replicated partition whose start was removed by retention",
+            });
+        }
+        let mut placed = Vec::new();
+        let mut next = 0;
+        let end = partition.next_offset();
+        while next < end {
+            let views = partition.read(next, 1 << 20)?;
+            if views.is_empty() {
+                break;
+            }
+            for v in &views {
+                placed.push((v.base_offset(), v.last_offset()));
+                next = v.last_offset() + 1;
+            }
+        }
+        Ok(PartitionReplicaLog {
+            partition,
+            placed,
+            tail: Vec::new(),
+        })
+    }
+
+    /// The partition.
+    pub fn partition(&self) -> &Arc<Partition> {
+        &self.partition
+    }
+
+    /// Index of the last entry (durable or in the tail).
+    pub fn last_index(&self) -> u64 {
+        (self.placed.len() + self.tail.len()) as u64
+    }
+
+    /// Index of the last durable entry.
+    pub fn durable_index(&self) -> u64 {
+        self.placed.len() as u64
+    }
+
+    /// Offsets of a durable entry.
+    pub fn placement(&self, index: u64) -> Option<(u64, u64)> {
+        let i = usize::try_from(index.checked_sub(1)?).ok()?;
+        self.placed.get(i).copied()
+    }
+
+    /// The stored batch of entry `index` (placed if durable, as proposed
+    /// if still in the tail).
+    pub fn batch(&self, index: u64) -> Result<Vec<u8>, ClusterError> {
+        let durable = self.placed.len() as u64;
+        if index == 0 || index > self.last_index() {
+            return Err(ClusterError::Unavailable { index });
+        }
+        if index > durable {
+            let at = usize::try_from(index - durable - 1).unwrap_or(usize::MAX);
+            return self
+                .tail
+                .get(at)
+                .cloned()
+                .ok_or(ClusterError::Unavailable { index });
+        }
+        let (base, _) = self.placed[(index - 1) as usize];
+        let views = self.partition.read(base, 1)?;
+        match views.first() {
+            Some(v) if v.base_offset() == base => Ok(v.as_bytes().to_vec()),
+            _ => Err(ClusterError::Unavailable { index }),
+        }
+    }
+
+    /// Adds an entry's batch to the unsynced tail.
+    pub fn append(&mut self, batch: Vec<u8>) {
+        self.tail.push(batch);
+    }
+
+    /// Keeps entries `1..=keep` and removes the rest, durably.
+    pub fn truncate(&mut self, keep: u64) -> Result<(), ClusterError> {
+        let durable = self.placed.len() as u64;
+        if keep >= durable {
+            let keep_tail = usize::try_from(keep - durable).unwrap_or(usize::MAX);
+            self.tail.truncate(keep_tail);
+            return Ok(());
+        }
+        self.tail.clear();
+        let (cut, _) = self.placed[keep as usize];
+        self.partition.truncate_to(cut)?;
+        self.placed.truncate(keep as usize);
+        Ok(())
+    }
+
+    /// Writes the tail to the partition and waits for the fdatasync that
+    /// covers it. Everything up to [`Self::last_index`] is durable after.
+    pub fn sync(&mut self) -> Result<(), ClusterError> {
+        let mut last = None;
+        for batch in self.tail.drain(..) {
+            let (ack, durable) = self.partition.append_replicated(&batch)?;
+            self.placed.push((ack.base_offset, ack.last_offset));
+            last = Some(durable);
+        }
+        if let Some(d) = last {
+            d.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Loses the unsynced tail, as a crash before the fdatasync would.
+    pub fn crash(&mut self) {
+        self.tail.clear();
+    }
+
+    /// What proposing a batch of `p` would do (see [`ProducerCheck`]).
+    /// The tail is looked at first: the log's producer table knows only
+    /// durable batches.
+    pub fn check_producer(&self, p: ProducerSeq) -> ProducerCheck {
+        let in_tail = |batch: &Vec<u8>| decode_batch(batch).ok().and_then(|b| b.producer());
+        let mut newest = None;
+        for q in self.tail.iter().filter_map(in_tail) {
+            if q.producer_id != p.producer_id {
+                continue;
+            }
+            if q.sequence == p.sequence {
+                return ProducerCheck::InTail;
+            }
+            newest = Some(q.sequence);
+        }
+        match newest {
+            Some(n) if n.wrapping_add(1) == p.sequence => return ProducerCheck::New,
+            Some(n) if n < p.sequence => return ProducerCheck::OutOfOrder,
+            // None, or a retry older than the tail's newest: the table decides.
+            _ => {}
+        }
+        match self.partition.check_producer(p) {
+            Ok(None) => ProducerCheck::New,
+            Ok(Some(ack)) => ProducerCheck::Appended(ack),
+            Err(dropline_log::LogError::StaleSequence { .. }) => ProducerCheck::Stale,
+            Err(_) => ProducerCheck::OutOfOrder,
+        }
+    }
+}

@@ -1,0 +1,398 @@
+//! One replica of one partition: raft-rs's `RawNode` over
+//! [`ReplicaStorage`], driven sans-IO.
+//!
+//! The caller owns time and I/O: it calls [`Replica::tick`] on its clock,
+//! hands in messages from peers ([`Replica::step`]) and proposals
+//! ([`Replica::propose`]), then [`Replica::ready`] for the messages to send
+//! at once, and, when it is time for the fdatasync (at once, or after
+//! gathering more work: group commit), [`Replica::sync`] for the messages
+//! that may only be sent once the entries are durable. Acks come out of
+//! [`Replica::take_acks`].
+//!
+//! What "acked" means: the batch's entry is committed, i.e. durable (synced
+//! through [`Replica::sync`]) on a majority, the leader included (raft-rs
+//! counts the leader's own entries only once they are reported persisted),
+//! and this replica has it durably at the offsets in the ack.
+//!
+//! Idempotent producers across leaders: before proposing a producer batch
+//! the leader asks its log (durable part and unsynced tail) and its own
+//! not yet applied proposals whether the batch is already there; if it is,
+//! it is not proposed again, and the caller is answered once it commits.
+//! A batch proposed by an earlier leader that never reached this one is
+//! proposed again; the earlier copy is cut off when that leader rejoins,
+//! since its entry was never committed.
+
+use std::collections::{HashMap, HashSet};
+
+use dropline_log::{AppendAck, AppendRequest, ProducerSeq, Record, decode_batch};
+use raft::eraftpb::Message;
+use raft::{Config, RawNode, StateRole};
+
+use super::ClusterError;
+use super::entry::is_reserved;
+use super::log_store::ProducerCheck;
+use super::storage::ReplicaStorage;
+
+/// Raft timing and flow settings, in ticks of the caller's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaConfig {
+    /// This replica's id (non-zero).
+    pub id: u64,
+    /// Ticks without a leader before a follower campaigns (randomised by
+    /// the caller's tick jitter, see [`Replica::new`]).
+    pub election_ticks: usize,
+    /// Ticks between a leader's heartbeats.
+    pub heartbeat_ticks: usize,
+    /// Bytes of entries per append message.
+    pub message_bytes_max: u64,
+    /// Append messages in flight per follower.
+    pub inflight_messages_max: usize,
+    /// Bytes of proposed but uncommitted entries a leader accepts; beyond
+    /// it proposals are refused (backpressure).
+    pub uncommitted_bytes_max: u64,
+}
+
+impl ReplicaConfig {
+    /// Defaults for replica `id`: election after 10 ticks, heartbeat every
+    /// 2, 1 MiB per message, 64 messages in flight, 64 MiB uncommitted.
+    pub fn new(id: u64) -> ReplicaConfig {
+        ReplicaConfig {
+            id,
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+            message_bytes_max: 1 << 20,
+            inflight_messages_max: 64,
+            uncommitted_bytes_max: 64 << 20,
+        }
+    }
+}
+
+/// The answer to a proposal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Proposal {
+    /// Proposed at this Raft index; the ack comes when it commits.
+    Proposed {
+        /// Raft index.
+        index: u64,
+    },
+    /// Already in the log and committed: the original ack.
+    AlreadyCommitted(AppendAck),
+    /// Already in the log, not yet committed: the ack comes when it commits.
+    Pending,
+    /// Older than the producer window the log remembers: appended long ago.
+    Stale,
+    /// This replica is not the leader; `leader` is the one it knows (0: none).
+    NotLeader {
+        /// Leader id hint.
+        leader: u64,
+    },
+    /// Refused (sequence gap, reserved batch shape, or Raft dropped it
+    /// because of backpressure or a leader transfer); retry later.
+    Refused {
+        /// Why.
+        reason: &'static str,
+    },
+}
+
+/// A committed producer batch, acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ack {
+    /// The producer batch.
+    pub producer: ProducerSeq,
+    /// Offset of its first record.
+    pub base_offset: u64,
+    /// Offset of its last record.
+    pub last_offset: u64,
+}
+
+/// One replica of a partition.
+pub struct Replica {
+    node: RawNode<ReplicaStorage>,
+    /// Ready numbers whose entries are in the unsynced tail, with the
+    /// messages to send once they are durable.
+    unsynced: Vec<(u64, Vec<Message>)>,
+    /// Producer batches this leader proposed and has not applied:
+    /// (raft index, term).
+    proposed: HashMap<ProducerSeq, (u64, u64)>,
+    /// Producer batches someone waits for here.
+    waiting: HashSet<ProducerSeq>,
+    acks: Vec<Ack>,
+    applied: u64,
+    /// Offset after the last applied entry.
+    applied_offset_end: u64,
+}
+
+impl std::fmt::Debug for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica")
+            .field("id", &self.node.raft.id)
+            .field("term", &self.node.raft.term)
+            .field("role", &self.node.raft.state)
+            .field("applied", &self.applied)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Replica {
+    /// Starts a replica over `storage`. raft-rs draws each election timeout
+    /// from the thread's RNG in `[min, max)`; the range is pinned to one
+    /// value here so a seeded simulation stays deterministic, and callers
+    /// spread elections by jittering their ticks instead.
+    pub fn new(config: ReplicaConfig, storage: ReplicaStorage) -> Result<Replica, ClusterError> {
+        let applied = raft::Storage::initial_state(&storage)?.hard_state.commit;
+        let applied_offset_end = storage
+            .log()
+            .placement(applied)
+            .map_or(0, |(_, last)| last + 1);
+        let c = Config {
+            id: config.id,
+            election_tick: config.election_ticks,
+            heartbeat_tick: config.heartbeat_ticks,
+            min_election_tick: config.election_ticks,
+            max_election_tick: config.election_ticks + 1,
+            max_size_per_msg: config.message_bytes_max,
+            max_inflight_msgs: config.inflight_messages_max,
+            max_uncommitted_size: config.uncommitted_bytes_max,
+            applied,
+            check_quorum: true,
+            pre_vote: true,
+            ..Config::default()
+        };
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let node = RawNode::new(&c, storage, &logger)?;
+        Ok(Replica {
+            node,
+            unsynced: Vec::new(),
+            proposed: HashMap::new(),
+            waiting: HashSet::new(),
+            acks: Vec::new(),
+            applied,
+            applied_offset_end,
+        })
+    }
+
+    /// This replica's id.
+    pub fn id(&self) -> u64 {
+        self.node.raft.id
+    }
+    /// Current term.
+    pub fn term(&self) -> u64 {
+        self.node.raft.term
+    }
+    /// Whether this replica is the leader of its term.
+    pub fn is_leader(&self) -> bool {
+        self.node.raft.state == StateRole::Leader
+    }
+    /// The leader this replica knows (0: none).
+    pub fn leader(&self) -> u64 {
+        self.node.raft.leader_id
+    }
+    /// Index of the last entry applied (committed and durable here).
+    pub fn applied_index(&self) -> u64 {
+        self.applied
+    }
+    /// Offset after the last applied entry: readers of a replicated
+    /// partition stay below it.
+    pub fn committed_offset(&self) -> u64 {
+        self.applied_offset_end
+    }
+    /// Raft's view of each follower's progress (leader only), for
+    /// diagnostics.
+    pub fn progress_summary(&self) -> String {
+        let mut out = String::new();
+        for (id, pr) in self.node.raft.prs().iter() {
+            out.push_str(&format!(
+                "[{id}: matched {} next {} {:?} paused {} inflight_full {}] ",
+                pr.matched,
+                pr.next_idx,
+                pr.state,
+                pr.is_paused(),
+                pr.ins.full()
+            ));
+        }
+        out
+    }
+
+    /// The storage (log and state).
+    pub fn storage(&self) -> &ReplicaStorage {
+        self.node.store()
+    }
+
+    /// Tells Raft that a message to `peer` was lost (the transport's
+    /// connection failed or timed out): Raft then probes that follower
+    /// again instead of waiting for acks of appends it believes in flight.
+    /// A transport must call this whenever it drops a message; raft-rs
+    /// assumes otherwise reliable, ordered delivery between reports.
+    pub fn report_unreachable(&mut self, peer: u64) {
+        self.node.report_unreachable(peer);
+    }
+
+    /// Advances Raft's clock by one tick.
+    pub fn tick(&mut self) {
+        self.node.tick();
+    }
+
+    /// Hands in a message from a peer.
+    pub fn step(&mut self, m: Message) -> Result<(), ClusterError> {
+        match self.node.step(m) {
+            // Messages of peers outside the voter set, or stale responses.
+            Ok(()) | Err(raft::Error::StepPeerNotFound) | Err(raft::Error::StepLocalMsg) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Proposes a batch of `records`, stamped with the leader's clock
+    /// `now_ms`. With a producer, a retry is recognised (see the module
+    /// docs) instead of being appended twice.
+    pub fn propose(
+        &mut self,
+        records: &[Record<'_>],
+        producer: Option<ProducerSeq>,
+        now_ms: u64,
+    ) -> Result<Proposal, ClusterError> {
+        if !self.is_leader() {
+            return Ok(Proposal::NotLeader {
+                leader: self.leader(),
+            });
+        }
+        if let Some(p) = producer {
+            if let Some(&(index, term)) = self.proposed.get(&p) {
+                if self.node.raft.raft_log.term(index).ok() == Some(term) {
+                    self.waiting.insert(p);
+                    return Ok(Proposal::Pending);
+                }
+                self.proposed.remove(&p);
+            }
+            match self.node.store().log().check_producer(p) {
+                ProducerCheck::New => {}
+                ProducerCheck::Appended(ack) if ack.last_offset < self.applied_offset_end => {
+                    return Ok(Proposal::AlreadyCommitted(AppendAck {
+                        duplicate: true,
+                        ..ack
+                    }));
+                }
+                ProducerCheck::Appended(_) | ProducerCheck::InTail => {
+                    self.waiting.insert(p);
+                    return Ok(Proposal::Pending);
+                }
+                ProducerCheck::Stale => return Ok(Proposal::Stale),
+                ProducerCheck::OutOfOrder => {
+                    return Ok(Proposal::Refused {
+                        reason: "producer sequence gap",
+                    });
+                }
+            }
+        }
+        let batch = dropline_log::encode_unplaced_batch(
+            &AppendRequest { records, producer },
+            false,
+            now_ms,
+        )?;
+        if is_reserved(&batch) {
+            return Ok(Proposal::Refused {
+                reason: "the batch has the shape of a Raft-internal entry",
+            });
+        }
+        match self.node.propose(Vec::new(), batch) {
+            Ok(()) => {}
+            Err(raft::Error::ProposalDropped) => {
+                return Ok(Proposal::Refused {
+                    reason: "proposal dropped (uncommitted limit or leader transfer)",
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let index = self.node.raft.raft_log.last_index();
+        if let Some(p) = producer {
+            self.proposed.insert(p, (index, self.node.raft.term));
+            self.waiting.insert(p);
+        }
+        Ok(Proposal::Proposed { index })
+    }
+
+    /// Processes Raft's pending work: persists the hard state and cuts a
+    /// conflicting suffix (durably), puts new entries in the log's unsynced
+    /// tail, applies committed entries, and returns the messages that may
+    /// be sent now. Call [`Replica::sync`] before the others can go out.
+    pub fn ready(&mut self) -> Result<Vec<Message>, ClusterError> {
+        let mut out = Vec::new();
+        if !self.node.has_ready() {
+            return Ok(out);
+        }
+        let mut rd = self.node.ready();
+        out.extend(rd.take_messages());
+        if !rd.snapshot().is_empty() {
+            return Err(ClusterError::Unsupported {
+                what: "Raft snapshots (no log compaction yet)",
+            });
+        }
+        self.node.mut_store().persist(rd.hs(), rd.entries())?;
+        let committed = rd.take_committed_entries();
+        let after_sync = rd.take_persisted_messages();
+        let number = rd.number();
+        self.unsynced.push((number, after_sync));
+        self.node.advance_append_async(rd);
+        self.apply(&committed)?;
+        Ok(out)
+    }
+
+    /// Whether entries or messages wait for [`Replica::sync`].
+    pub fn needs_sync(&self) -> bool {
+        !self.unsynced.is_empty()
+    }
+
+    /// Makes the unsynced tail durable (one fdatasync), tells Raft, and
+    /// returns the messages that waited for it.
+    pub fn sync(&mut self) -> Result<Vec<Message>, ClusterError> {
+        let Some(&(number, _)) = self.unsynced.last() else {
+            return Ok(Vec::new());
+        };
+        self.node.mut_store().log_mut().sync()?;
+        let mut out: Vec<Message> = self.unsynced.drain(..).flat_map(|(_, msgs)| msgs).collect();
+        self.node.on_persist_ready(number);
+        // Persisting may commit (the leader counts itself now) and free
+        // messages; they come out of the next `ready`.
+        out.extend(self.ready()?);
+        Ok(out)
+    }
+
+    /// Acks of committed producer batches someone waits for here.
+    pub fn take_acks(&mut self) -> Vec<Ack> {
+        std::mem::take(&mut self.acks)
+    }
+
+    fn apply(&mut self, committed: &[raft::eraftpb::Entry]) -> Result<(), ClusterError> {
+        let Some(last) = committed.last() else {
+            return Ok(());
+        };
+        for e in committed {
+            let log = self.node.store().log();
+            let Some((base, last_offset)) = log.placement(e.index) else {
+                return Err(ClusterError::Unavailable { index: e.index });
+            };
+            if !self.waiting.is_empty() || !self.proposed.is_empty() {
+                let batch = log.batch(e.index)?;
+                let producer = decode_batch(&batch)
+                    .map_err(|source| ClusterError::BadEntry {
+                        index: e.index,
+                        source,
+                    })?
+                    .producer();
+                if let Some(p) = producer {
+                    self.proposed.remove(&p);
+                    if self.waiting.remove(&p) {
+                        self.acks.push(Ack {
+                            producer: p,
+                            base_offset: base,
+                            last_offset,
+                        });
+                    }
+                }
+            }
+            self.applied_offset_end = last_offset + 1;
+        }
+        self.applied = last.index;
+        self.node.advance_apply_to(self.applied);
+        Ok(())
+    }
+}
