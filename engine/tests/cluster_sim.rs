@@ -65,6 +65,9 @@ fn open_node(dir: &Path, id: u64) -> (Log, Replica) {
     // The replica's unsynced tail is the durability seam under test; the
     // partition writes are synchronous to keep runs fast and deterministic.
     c.durability = Durability::None;
+    // Small segments: rolls, seals and suffix cuts reaching into sealed
+    // segments happen many times per run.
+    c.segment_bytes_max = 4 * 1024;
     let log = Log::open(c).expect("open log");
     if log.partition("p", 0).is_err() {
         log.create_topic("p", TopicConfig::new(1)).expect("topic");

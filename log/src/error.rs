@@ -182,22 +182,17 @@ pub enum LogError {
     /// The log was closed.
     #[error("the log is closed")]
     Closed,
-    /// [`crate::Partition::truncate_to`] was asked to cut outside the
-    /// active segment (or while a rolled segment was still being sealed).
-    #[error(
-        "partition {topic}/{partition}: cannot truncate to offset {offset}: only the active segment (offsets {active_base}..{next_offset}) can be cut"
-    )]
-    TruncateBeforeActiveSegment {
+    /// [`crate::Partition::truncate_to`] was refused; nothing changed.
+    #[error("partition {topic}/{partition}: cannot truncate to offset {offset}: {reason}")]
+    CannotTruncate {
         /// Topic.
         topic: String,
         /// Partition.
         partition: u32,
         /// The requested truncation offset.
         offset: u64,
-        /// Base offset of the active segment.
-        active_base: u64,
-        /// The partition's next offset.
-        next_offset: u64,
+        /// Why.
+        reason: &'static str,
     },
     /// A record (key plus value) is larger than [`crate::RECORD_BYTES_MAX`].
     #[error("record of {bytes} bytes exceeds the maximum of {bytes_max}")]

@@ -22,9 +22,9 @@
 //!    down to its visible length, under the lock that keeps the syncer from
 //!    raising it; retention deletes whole files by `unlink`, which leaves
 //!    existing mappings valid until they are dropped; a replica's
-//!    `truncate_to` (partition/replica.rs) replaces the active segment by
-//!    renaming a copy of the kept prefix over it, never shortening the
-//!    mapped file.
+//!    `truncate_to` (partition/replica.rs) unlinks later segments and
+//!    replaces the segment holding the cut by renaming a copy of the kept
+//!    prefix over it, never shortening a mapped file.
 //! 4. The active segment is mapped with a length larger than the file
 //!    (`segment_bytes_max` plus one maximal batch); pages past end-of-file
 //!    are never touched because of (2), so no SIGBUS can occur.

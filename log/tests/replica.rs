@@ -131,7 +131,7 @@ fn replicas_place_the_same_batches_identically() {
 }
 
 #[test]
-fn truncation_cuts_the_active_segment_durably_and_restores_state() {
+fn truncation_cuts_durably_in_the_active_and_in_sealed_segments() {
     let dir = tempfile::tempdir().expect("tmp");
     let (log, p) = open(dir.path(), 0);
     let mut acks = Vec::new();
@@ -176,14 +176,13 @@ fn truncation_cuts_the_active_segment_durably_and_restores_state() {
         .expect("check")
         .is_some()
     );
-    // A cut into a sealed segment is refused and changes nothing.
-    assert!(matches!(
-        p.truncate_to(0),
-        Err(LogError::TruncateBeforeActiveSegment { .. })
-    ));
-    // A cut off a batch boundary is refused.
+    // A cut off a batch boundary is refused and changes nothing.
     let mid = acks[38].base_offset + 1;
-    assert!(p.truncate_to(mid).is_err());
+    assert!(matches!(
+        p.truncate_to(mid),
+        Err(LogError::CannotTruncate { .. })
+    ));
+    assert_eq!(all_bytes(&p).as_slice(), &before[..39]);
     drop(held);
     // The refused cut poisoned nothing it should not: a fresh log state
     // after reopening equals the kept prefix.
@@ -209,8 +208,50 @@ fn truncation_cuts_the_active_segment_durably_and_restores_state() {
     assert_eq!(ack.log_time_ms, acks[38].log_time_ms);
     drop(p);
     log.close().expect("close");
-    let (_log, p) = open(dir.path(), 0);
+    let (log, p) = open(dir.path(), 0);
     assert_eq!(all_bytes(&p).len(), 40);
+    // A cut inside a sealed segment: later segments go, that segment
+    // becomes the active one, and a view of a removed segment stays valid.
+    let segments_before = p.info().segments;
+    let held = p.read(acks[30].base_offset, 1 << 20).expect("read");
+    p.truncate_to(acks[5].base_offset)
+        .expect("cut into a sealed segment");
+    assert!(p.info().segments < segments_before);
+    assert_eq!(all_bytes(&p).as_slice(), &before[..5]);
+    assert_eq!(held[0].as_bytes(), before[30].as_slice());
+    assert_eq!(
+        p.check_producer(ProducerSeq {
+            producer_id: 9,
+            sequence: 5
+        })
+        .expect("check"),
+        None
+    );
+    assert!(
+        p.check_producer(ProducerSeq {
+            producer_id: 9,
+            sequence: 4
+        })
+        .expect("check")
+        .is_some()
+    );
+    // Appends after it roll and seal again as usual, and a reopen agrees.
+    for i in 5..40u64 {
+        let producer = Some(ProducerSeq {
+            producer_id: 9,
+            sequence: i,
+        });
+        let (ack, d) = p
+            .append_replicated(&batch(i, producer, 100 + i))
+            .expect("append");
+        d.wait().expect("durable");
+        assert_eq!(ack, acks[i as usize]);
+    }
+    assert_eq!(all_bytes(&p), before);
+    drop((p, held));
+    log.close().expect("close");
+    let (_log, p) = open(dir.path(), 0);
+    assert_eq!(all_bytes(&p), before);
 }
 
 #[test]

@@ -23,22 +23,24 @@
 //! prefix is copied into a temporary file, fdatasynced and renamed over
 //! the segment; old mappings keep the old inode alive until dropped
 //! (invariant 3 of `mmap.rs`: replaced files are unlinked, never shrunk).
-//! Only the active segment can be cut; a cut inside a sealed segment is
-//! refused with [`LogError::TruncateBeforeActiveSegment`].
+//! A cut inside a sealed segment first removes the later segments (newest
+//! first) and the sealed segment's index, then replaces its file the same
+//! way; it becomes the active segment, as recovery would open it.
 
 use std::fs::OpenOptions;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::progress::Durable;
 use super::{Partition, Writer};
 use crate::atomic_file;
-use crate::batch::{
-    AppendAck, AppendRequest, BATCH_HEADER_BYTES, ProducerSeq, decode_batch, encode_batch,
-};
+use crate::batch::{AppendAck, AppendRequest, ProducerSeq, decode_batch, encode_batch};
 use crate::config::Durability;
 use crate::error::LogError;
 use crate::io;
 use crate::locking;
+use crate::mmap::Mapping;
 use crate::segment::scan::scan_batches;
 
 /// Encodes a batch for a replicated partition: records, optional producer
@@ -168,14 +170,14 @@ impl Partition {
     }
 
     /// Removes every batch at or after `offset`, which must be a batch
-    /// boundary in the active segment (or the next offset, which changes
-    /// nothing). Durable when it returns: the kept prefix is copied to a
-    /// new file, fdatasynced, renamed over the segment and the directory
-    /// fsynced. The producer table is rebuilt as recovery would build it;
-    /// pending [`Durable`] handles of cut-off batches never complete on a
-    /// later fdatasync. Readers must not rely on offsets at or after
-    /// `offset` (a replicated partition's readers stay below the commit
-    /// offset, which is never cut).
+    /// boundary at or after the start offset (or the next offset, which
+    /// changes nothing). Durable when it returns (see the module docs for
+    /// how, and for the order of file operations a crash may interrupt).
+    /// The producer table is rebuilt as recovery would build it; pending
+    /// [`Durable`] handles of cut-off batches never complete on a later
+    /// fdatasync. Readers must not rely on offsets at or after `offset` (a
+    /// replicated partition's readers stay below the commit offset, which
+    /// is never cut).
     pub fn truncate_to(&self, offset: u64) -> Result<(), LogError> {
         let mut w = locking::lock(&self.writer);
         if self.progress.is_closed() {
@@ -187,43 +189,84 @@ impl Partition {
         if offset == w.next_offset {
             return Ok(());
         }
-        let active_base = w.active.base_offset;
-        if offset < active_base || offset > w.next_offset {
-            return Err(LogError::TruncateBeforeActiveSegment {
-                topic: self.settings.topic.clone(),
-                partition: self.settings.partition,
-                offset,
-                active_base,
-                next_offset: w.next_offset,
-            });
+        let refuse = |reason: &'static str| LogError::CannotTruncate {
+            topic: self.settings.topic.clone(),
+            partition: self.settings.partition,
+            offset,
+            reason,
+        };
+        if offset > w.next_offset || offset < self.start_offset() {
+            return Err(refuse("the offset is outside the partition"));
         }
         if !locking::read(&self.segments).sealing.is_empty() {
-            return Err(LogError::TruncateBeforeActiveSegment {
-                topic: self.settings.topic.clone(),
-                partition: self.settings.partition,
-                offset,
-                active_base,
-                next_offset: w.next_offset,
-            });
+            return Err(refuse("a rolled segment is still being sealed"));
         }
-        let res = self.truncate_active(&mut w, offset);
-        if let Err(e) = &res {
+        let res = self.truncate_locked(&mut w, offset);
+        if let Err(e) = &res
+            && !matches!(e, LogError::CannotTruncate { .. })
+        {
             self.progress.poison(format!(
-                "truncating {} to offset {offset} failed: {e}",
-                w.active.log_path.display()
+                "truncating {}/{} to offset {offset} failed: {e}",
+                self.settings.topic, self.settings.partition
             ));
         }
         res
     }
 
-    fn truncate_active(&self, w: &mut Writer, offset: u64) -> Result<(), LogError> {
+    fn truncate_locked(&self, w: &mut Writer, offset: u64) -> Result<(), LogError> {
         let s = &self.settings;
         let mut written = locking::lock(&self.written);
-        let old = w.active.clone();
-        let path = old.log_path.clone();
-        let bytes = old.map.bytes(w.write_pos);
+        // The segment that keeps a prefix, its bytes, the segments after it,
+        // and the producer table before it.
+        let (base, path, bytes, later, before): (u64, PathBuf, Arc<Mapping>, Vec<PathBuf>, _) = {
+            let segs = locking::read(&self.segments);
+            let active = &w.active;
+            if offset >= active.base_offset {
+                let before = segs.sealed.values().next_back().cloned();
+                (
+                    active.base_offset,
+                    active.log_path.clone(),
+                    active.map.clone(),
+                    Vec::new(),
+                    before,
+                )
+            } else {
+                let Some(seg) = segs
+                    .sealed
+                    .range(..=offset)
+                    .next_back()
+                    .map(|(_, s)| s.clone())
+                else {
+                    return Err(LogError::CannotTruncate {
+                        topic: s.topic.clone(),
+                        partition: s.partition,
+                        offset,
+                        reason: "no segment holds the offset",
+                    });
+                };
+                let base = seg.header.base_offset;
+                let mut later = vec![active.log_path.clone()];
+                for l in segs.sealed.range(base + 1..).rev().map(|(_, l)| l) {
+                    later.push(l.log_path.clone());
+                    later.push(l.idx_path.clone());
+                }
+                later.push(seg.idx_path.clone());
+                let before = segs
+                    .sealed
+                    .range(..base)
+                    .next_back()
+                    .map(|(_, b)| b.clone());
+                (base, seg.log_path.clone(), seg.data()?, later, before)
+            }
+        };
+        let len = if base == w.active.base_offset {
+            w.write_pos
+        } else {
+            bytes.bytes(u64::MAX).len() as u64
+        };
+        let all = bytes.bytes(len);
         let mut cut = None;
-        let end = scan_batches(bytes, old.base_offset, |pos, b| {
+        let end = scan_batches(all, base, |pos, b| {
             if b.base_offset() == offset {
                 cut = Some(pos);
             }
@@ -231,48 +274,57 @@ impl Partition {
         let cut = match cut {
             Some(c) if c <= end.valid_len => c,
             _ => {
-                return Err(LogError::CorruptFile {
-                    path,
-                    reason: "truncation offset is not a batch boundary of the active segment",
+                return Err(LogError::CannotTruncate {
+                    topic: s.topic.clone(),
+                    partition: s.partition,
+                    offset,
+                    reason: "the offset is not a batch boundary",
                 });
             }
         };
-        let cut_usize = usize::try_from(cut).unwrap_or(usize::MAX);
-        let kept = bytes.get(..cut_usize).unwrap_or(&[]);
-        debug_assert!(kept.len() < BATCH_HEADER_BYTES || decode_batch(kept).is_ok());
-        // The producer table as recovery would rebuild it: the newest sealed
-        // segment's snapshot (or nothing for a partition's first segment),
-        // then the kept batches.
-        let mut producers = {
-            let segs = locking::read(&self.segments);
-            match segs.sealed.values().next_back() {
-                Some(seg) => {
-                    let count = seg.header.producer_count;
-                    seg.with_index(|b| super::producer::ProducerTable::decode(b.producers, count))?
-                        .ok_or_else(|| LogError::CorruptFile {
-                            path: seg.idx_path.clone(),
-                            reason: "bad producer snapshot",
-                        })?
-                }
-                None if old.base_offset == 0 => super::producer::ProducerTable::default(),
-                None => {
-                    let mut t = w.producers.clone();
-                    t.forget_from(offset);
-                    t
-                }
+        let kept = all
+            .get(..usize::try_from(cut).unwrap_or(usize::MAX))
+            .unwrap_or(&[]);
+        // The producer table as recovery would rebuild it: the previous
+        // sealed segment's snapshot (nothing for a partition's first
+        // segment), then the kept batches.
+        let mut producers = match &before {
+            Some(seg) => {
+                let count = seg.header.producer_count;
+                seg.with_index(|b| super::producer::ProducerTable::decode(b.producers, count))?
+                    .ok_or_else(|| LogError::CorruptFile {
+                        path: seg.idx_path.clone(),
+                        reason: "bad producer snapshot",
+                    })?
+            }
+            None if base == 0 => super::producer::ProducerTable::default(),
+            None => {
+                let mut t = w.producers.clone();
+                t.forget_from(offset);
+                t
             }
         };
-        let (builder, scan_end) = super::recovery::index_bytes(
-            kept,
-            old.base_offset,
-            s.index_interval_bytes,
-            &mut producers,
-        );
+        let (builder, scan_end) =
+            super::recovery::index_bytes(kept, base, s.index_interval_bytes, &mut producers);
         if scan_end.error.is_some() || scan_end.next_offset != offset {
             return Err(LogError::CorruptFile {
                 path,
-                reason: "the kept prefix of the active segment does not end at the truncation offset",
+                reason: "the kept prefix of the segment does not end at the truncation offset",
             });
+        }
+        // Files after the kept segment go newest first (and the kept
+        // segment's index last), so that a crash in between leaves a
+        // contiguous run of segments whose last one recovery opens as the
+        // active segment: a longer log, consistent, never a hole.
+        for f in &later {
+            match std::fs::remove_file(f) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(LogError::io(f, e)),
+            }
+        }
+        if !later.is_empty() {
+            io::sync_dir(&s.dir).map_err(|e| LogError::io(&s.dir, e))?;
         }
         let tmp = atomic_file::tmp_path(&path);
         let file = OpenOptions::new()
@@ -288,21 +340,23 @@ impl Partition {
         std::fs::rename(&tmp, &path).map_err(|e| LogError::io(&path, e))?;
         io::sync_dir(&s.dir).map_err(|e| LogError::io(&s.dir, e))?;
         // Log time never decreases, and the kept prefix decides it: the last
-        // kept batch's time, or the sealed segments' if none is kept here.
-        let sealed_last = locking::read(&self.segments)
-            .sealed
-            .values()
-            .next_back()
-            .map_or(0, |l| l.header.last_time_ms);
-        let last_time_ms = scan_end.last_time_ms.max(sealed_last);
-        let new = super::writer::open_active(s, old.base_offset, file, cut, builder)?;
+        // kept batch's time, or the previous segment's if none is kept here.
+        let before_last = before.as_ref().map_or(0, |l| l.header.last_time_ms);
+        let last_time_ms = scan_end.last_time_ms.max(before_last);
+        let new = super::writer::open_active(s, base, file, cut, builder)?;
         new.visible_len.store(cut, Ordering::Release);
         w.active = new.clone();
         w.write_pos = cut;
         w.next_offset = offset;
         w.last_time_ms = last_time_ms;
         w.producers = producers;
-        locking::write(&self.segments).active = new.clone();
+        {
+            let mut segs = locking::write(&self.segments);
+            segs.sealed.retain(|&b, _| b < base);
+            segs.active = new.clone();
+        }
+        // Later seals must write the partition-level producer snapshot again.
+        *locking::lock(&self.snapshot_offset) = 0;
         written.segment = new;
         written.write_pos = cut;
         written.next_offset = offset;
