@@ -176,6 +176,18 @@ impl MetricsSource for IngestMetricsText {
             ),
             ("dropline_ingest_bytes_received_total", s.bytes_received),
             ("dropline_ingest_dead_letters_total", s.dead_letters),
+            (
+                "dropline_ingest_follow_streams_opened_total",
+                s.follow_streams_opened,
+            ),
+            (
+                "dropline_ingest_follow_entries_sent_total",
+                s.follow_entries_sent,
+            ),
+            (
+                "dropline_ingest_follow_orders_skipped_total",
+                s.follow_orders_skipped,
+            ),
         ];
         for (name, value) in counters {
             let _ = writeln!(out, "# TYPE {name} counter\n{name} {value}");
@@ -184,6 +196,11 @@ impl MetricsSource for IngestMetricsText {
             out,
             "# TYPE dropline_ingest_connections_open gauge\ndropline_ingest_connections_open {}",
             s.connections_open
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE dropline_ingest_follow_streams_open gauge\ndropline_ingest_follow_streams_open {}",
+            s.follow_streams_open
         );
         let _ = writeln!(out, "# TYPE dropline_ingest_errors_total counter");
         for (code, count) in &s.errors {
