@@ -234,6 +234,13 @@ impl Chain {
                         || (priority == Priority::Normal && self.config.drop_mode_digest_normal))));
         let window_s = self.limits.consolidate_window_s;
         let mut clock: Option<LocalClock> = None;
+        // The digest slot is the same for every channel.
+        let digest_send_after_ms = if digest {
+            let slot_s = u64::from(settings.digest_interval_minutes) * 60;
+            (u64::from(at_s) / slot_s + 1) * slot_s * 1000
+        } else {
+            0
+        };
         for channel in rule.channels.iter() {
             let id = IntentId::from_prefix(id_prefix, channel, t.source.topic, t.source.offset);
             let mut d = decision(
@@ -269,14 +276,15 @@ impl Chain {
                 self.emit(idx, d, out);
                 continue;
             }
-            let zone_clock = &mut self.zone_clocks[tz_id];
-            let local = *clock.get_or_insert_with(|| local_clock_cached(zone_clock, tz, at_s));
             let mut send_after_ms = 0u64;
             if digest {
-                let slot_s = u64::from(settings.digest_interval_minutes) * 60;
-                send_after_ms = (u64::from(at_s) / slot_s + 1) * slot_s * 1000;
+                send_after_ms = digest_send_after_ms;
                 d.kind = DecisionKind::Digested;
             } else {
+                // The buyer's local clock (caps' day, quiet hours) is only
+                // needed here; the zone cache it fills is derived state.
+                let zone_clock = &mut self.zone_clocks[tz_id];
+                let local = *clock.get_or_insert_with(|| local_clock_cached(zone_clock, tz, at_s));
                 let cap = settings.caps_per_day[channel as usize - 1];
                 if !self.caps.try_take(buyer, local.day, channel, cap, critical) {
                     self.stats.suppressed += 1;
