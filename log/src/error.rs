@@ -121,29 +121,8 @@ pub enum LogError {
     /// and is not a torn write. Recovery refuses to truncate it and the log
     /// does not open; nothing is modified (docs/FORMAT.md, "Torn tail or
     /// damaged durable data").
-    #[error(
-        "partition {topic}/{partition}: the batch at byte {file_offset} of {segment} is damaged ({reason}), \
-         but it was durable: the batch at byte {witness_offset} records a durable length of {durable_bytes} bytes. \
-         Refusing to truncate possibly acknowledged data; nothing was changed. Restore the segment from a copy, \
-         or accept losing every record from byte {file_offset} on: keep a copy of the file, truncate it to \
-         {file_offset} bytes, and open the log again"
-    )]
-    DamagedDurableBatch {
-        /// Topic.
-        topic: String,
-        /// Partition.
-        partition: u32,
-        /// The active segment file.
-        segment: PathBuf,
-        /// Byte offset of the damaged batch in the file.
-        file_offset: u64,
-        /// Why the batch there does not decode.
-        reason: BatchError,
-        /// Byte offset of the later batch that proves the damage durable.
-        witness_offset: u64,
-        /// The segment's durable length that batch records (> `file_offset`).
-        durable_bytes: u64,
-    },
+    #[error("{0}")]
+    DamagedDurableBatch(Box<DamagedDurable>),
     /// A metadata, index or offset file is malformed.
     #[error("corrupt file {path}: {reason}")]
     CorruptFile {
@@ -347,4 +326,32 @@ impl LogError {
             },
         }
     }
+}
+
+/// Where and why recovery refused a damaged durable batch
+/// ([`LogError::DamagedDurableBatch`]); boxed so that every `Result` over
+/// [`LogError`] stays small.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "partition {topic}/{partition}: the batch at byte {file_offset} of {segment} is damaged ({reason}), \
+     but it was durable: the batch at byte {witness_offset} records a durable length of {durable_bytes} bytes. \
+     Refusing to truncate possibly acknowledged data; nothing was changed. Restore the segment from a copy, \
+     or accept losing every record from byte {file_offset} on: keep a copy of the file, truncate it to \
+     {file_offset} bytes, and open the log again"
+)]
+pub struct DamagedDurable {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// The active segment file.
+    pub segment: PathBuf,
+    /// Byte offset of the damaged batch in the file.
+    pub file_offset: u64,
+    /// Why the batch there does not decode.
+    pub reason: BatchError,
+    /// Byte offset of the later batch that proves the damage durable.
+    pub witness_offset: u64,
+    /// The segment's durable length that batch records (> `file_offset`).
+    pub durable_bytes: u64,
 }

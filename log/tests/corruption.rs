@@ -336,19 +336,13 @@ fn fixture_damaged_durable_batch_is_refused_and_reported() {
     let active = segments(dir.path()).pop().unwrap();
     let before = std::fs::read(&active).unwrap();
     match Log::open(config_with(dir.path(), Durability::Fsync, 1 << 20)) {
-        Err(LogError::DamagedDurableBatch {
-            topic,
-            partition: 0,
-            segment,
-            file_offset,
-            reason: BatchError::ChecksumMismatch { .. },
-            witness_offset,
-            durable_bytes,
-        }) => {
-            assert_eq!(topic, "t");
-            assert_eq!(segment, active);
-            assert_eq!(file_offset, damaged_at);
-            assert_eq!((witness_offset, durable_bytes), (last_at, last_at));
+        Err(LogError::DamagedDurableBatch(d))
+            if d.partition == 0 && matches!(d.reason, BatchError::ChecksumMismatch { .. }) =>
+        {
+            assert_eq!(d.topic, "t");
+            assert_eq!(d.segment, active);
+            assert_eq!(d.file_offset, damaged_at);
+            assert_eq!((d.witness_offset, d.durable_bytes), (last_at, last_at));
         }
         Err(other) => panic!("expected DamagedDurableBatch, got {other}"),
         Ok(_) => panic!("a damaged durable batch was accepted"),

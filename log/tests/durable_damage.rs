@@ -100,18 +100,12 @@ fn expect_refused(dir: &Path, damaged_at: usize) -> (u64, u64) {
         Ok(_) => panic!("damage at byte {damaged_at} was not refused"),
         Err(e) => e,
     };
-    let LogError::DamagedDurableBatch {
-        ref topic,
-        partition,
-        ref segment,
-        file_offset,
-        witness_offset,
-        durable_bytes,
-        ..
-    } = err
-    else {
+    let LogError::DamagedDurableBatch(ref d) = err else {
         panic!("expected DamagedDurableBatch, got {err}");
     };
+    let (topic, partition, segment) = (&d.topic, d.partition, &d.segment);
+    let (file_offset, witness_offset, durable_bytes) =
+        (d.file_offset, d.witness_offset, d.durable_bytes);
     assert_eq!((topic.as_str(), partition), ("t", 0));
     assert_eq!(segment, &active);
     assert_eq!(file_offset, damaged_at as u64);

@@ -150,7 +150,7 @@ fn refuse_durable_damage(
     witness: Option<DurableWitness>,
 ) -> Result<(), LogError> {
     if let Some(w) = witness {
-        let err = LogError::DamagedDurableBatch {
+        let err = LogError::DamagedDurableBatch(Box::new(crate::error::DamagedDurable {
             topic: s.topic.clone(),
             partition: s.partition,
             segment: path.to_path_buf(),
@@ -158,7 +158,7 @@ fn refuse_durable_damage(
             reason: reason.clone(),
             witness_offset: w.file_offset,
             durable_bytes: w.durable_bytes,
-        };
+        }));
         tracing::error!(%err, "refusing to open a partition whose durable data is damaged");
         return Err(err);
     }
