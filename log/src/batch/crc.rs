@@ -80,7 +80,20 @@ mod tests {
 
     #[test]
     fn known_lengths_match_the_crate() {
-        for len in [0usize, 1, 2, 3, 7, 8, 63, 64, 4095, 65_536, 262_144, 1 << 24] {
+        for len in [
+            0usize,
+            1,
+            2,
+            3,
+            7,
+            8,
+            63,
+            64,
+            4095,
+            65_536,
+            262_144,
+            1 << 24,
+        ] {
             let a = b"header bytes of some batch";
             let b: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
             let mut whole = a.to_vec();
