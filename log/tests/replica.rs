@@ -288,3 +288,74 @@ fn truncation_inside_the_active_segment_then_reopen() {
     let (_log, p) = open(dir.path(), 0);
     assert_eq!(all_bytes(&p).as_slice(), &before[..1]);
 }
+
+/// The file states a crash inside `truncate_to` can leave (later segments
+/// partly removed, the kept segment's index removed, the copy not yet
+/// renamed) all recover to a contiguous prefix of the original log.
+#[test]
+fn a_crash_inside_a_truncation_leaves_a_contiguous_prefix() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (log, p) = open(dir.path(), 0);
+    for i in 0..160u64 {
+        let (_, d) = p
+            .append_replicated(&batch(i, None, 100 + i))
+            .expect("append");
+        d.wait().expect("durable");
+    }
+    let before = all_bytes(&p);
+    drop(p);
+    log.close().expect("close");
+    let part_dir = dir.path().join("topics").join("t").join("00000");
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&part_dir)
+        .expect("ls")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log" || x == "idx"))
+        .collect();
+    files.sort();
+    let logs: Vec<_> = files
+        .iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .cloned()
+        .collect();
+    assert!(logs.len() >= 3, "needs several segments: {files:?}");
+    // Step by step as truncate_to removes them: the active segment, then
+    // each later sealed segment's log and index, newest first, then the
+    // kept segment's index. Every intermediate state must open.
+    let kept = logs.len() - 3;
+    let mut removals = vec![logs[logs.len() - 1].clone()];
+    for l in logs[kept + 1..logs.len() - 1].iter().rev() {
+        removals.push(l.clone());
+        removals.push(l.with_extension("idx"));
+    }
+    removals.push(logs[kept].with_extension("idx"));
+    // A crash stops the sequence after any step; each such state, from
+    // the original files, must open as a prefix of the original log.
+    let originals: Vec<(std::path::PathBuf, Vec<u8>)> = files
+        .iter()
+        .map(|f| (f.clone(), std::fs::read(f).expect("read")))
+        .collect();
+    for done in 1..=removals.len() {
+        for entry in std::fs::read_dir(&part_dir).expect("ls") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|x| x == "log" || x == "idx") {
+                std::fs::remove_file(&path).expect("clean");
+            }
+        }
+        for (f, bytes) in &originals {
+            std::fs::write(f, bytes).expect("restore");
+        }
+        for r in &removals[..done] {
+            std::fs::remove_file(r).expect("remove");
+        }
+        let (log, p) = open(dir.path(), 0);
+        let now = all_bytes(&p);
+        assert!(!now.is_empty() && now.len() < before.len());
+        assert_eq!(
+            now.as_slice(),
+            &before[..now.len()],
+            "not a prefix after the first {done} removals"
+        );
+        drop(p);
+        log.close().expect("close");
+    }
+}
