@@ -33,7 +33,7 @@ const NODES: u64 = 3;
 const PRODUCERS: u64 = 4;
 const STEPS_DEFAULT: u64 = 2_500;
 const HEAL_STEPS_MAX: u64 = 4_000;
-const SEEDS: u64 = 6;
+const SEEDS: u64 = 4;
 /// A client gives up waiting and retries after this many steps.
 const CLIENT_TIMEOUT_STEPS: u64 = 60;
 

@@ -15,8 +15,9 @@
 //! and this replica has it durably at the offsets in the ack.
 //!
 //! Idempotent producers across leaders: before proposing a producer batch
-//! the leader asks its log (durable part and unsynced tail) and its own
-//! not yet applied proposals whether the batch is already there; if it is,
+//! the leader asks Raft's not yet persisted entries, its log (unsynced
+//! tail and durable part) and its own not yet applied proposals whether
+//! the batch is already there; if it is,
 //! it is not proposed again, and the caller is answered once it commits.
 //! A batch proposed by an earlier leader that never reached this one is
 //! proposed again; the earlier copy is cut off when that leader rejoins,
@@ -262,6 +263,16 @@ impl Replica {
                     return Ok(Proposal::Pending);
                 }
                 self.proposed.remove(&p);
+            }
+            // Entries Raft holds but has not handed to storage yet (stepped
+            // in from the previous leader, no `ready` since).
+            let unstable = self.node.raft.raft_log.unstable.entries.iter().any(|e| {
+                !e.get_data().is_empty()
+                    && decode_batch(e.get_data()).ok().and_then(|b| b.producer()) == Some(p)
+            });
+            if unstable {
+                self.waiting.insert(p);
+                return Ok(Proposal::Pending);
             }
             match self.node.store().log().check_producer(p) {
                 ProducerCheck::New => {}
