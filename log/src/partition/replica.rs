@@ -82,6 +82,12 @@ impl Partition {
         let first = first_ms.max(w.last_time_ms);
         let last = last_ms.max(first);
         bytes[16..24].copy_from_slice(&base_offset.to_le_bytes());
+        // The segment's durable length (version 2) differs between replicas
+        // (it depends on when each fdatasync ran), so a replicated batch
+        // claims none: 0, as under `Durability::None`. Recovery then treats
+        // damage in a replica's active segment as a torn tail; the other
+        // replicas hold the same batch.
+        bytes[28..32].copy_from_slice(&0u32.to_le_bytes());
         bytes[32..40].copy_from_slice(&first.to_le_bytes());
         bytes[40..48].copy_from_slice(&last.to_le_bytes());
         let crc = crate::batch::decode::batch_crc(&bytes);
