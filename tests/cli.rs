@@ -129,7 +129,10 @@ fn log_verify_is_clean_on_a_good_log_and_fails_on_a_corrupt_one() {
     assert!(text(&out.stdout).contains("no problems found"));
 
     let bad = dir.path().join("bad");
-    copy_dir(&repo("log/tests/fixtures/sealed-corrupt"), &bad.join("log"));
+    copy_dir(
+        &repo("log/tests/fixtures/v2-sealed-corrupt"),
+        &bad.join("log"),
+    );
     let out = dropline(&["log", "verify", "--data-dir", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = text(&out.stdout);
@@ -138,13 +141,25 @@ fn log_verify_is_clean_on_a_good_log_and_fails_on_a_corrupt_one() {
         stdout.contains(".log at byte"),
         "names the segment and offset: {stdout}"
     );
+
+    // Damage inside the active segment that a later batch proves durable:
+    // verify says so (recovery would refuse, not truncate).
+    let damaged = dir.path().join("damaged");
+    copy_dir(
+        &repo("log/tests/fixtures/v2-damaged-durable"),
+        &damaged.join("log"),
+    );
+    let out = dropline(&["log", "verify", "--data-dir", damaged.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("damaged durable batch"), "stdout: {stdout}");
 }
 
 #[test]
 fn log_dump_prints_records_from_an_offset() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    copy_dir(&repo("log/tests/fixtures/torn-tail"), &data.join("log"));
+    copy_dir(&repo("log/tests/fixtures/v2-torn-tail"), &data.join("log"));
     let out = dropline(&[
         "log",
         "dump",
