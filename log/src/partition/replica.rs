@@ -36,7 +36,6 @@ use super::progress::Durable;
 use super::{Partition, Writer};
 use crate::atomic_file;
 use crate::batch::{AppendAck, AppendRequest, ProducerSeq, decode_batch, encode_batch};
-use crate::config::Durability;
 use crate::error::LogError;
 use crate::io;
 use crate::locking;
@@ -98,19 +97,7 @@ impl Partition {
             seal = Some(self.roll(&mut w)?);
         }
         let pos = w.write_pos;
-        if let Err(e) =
-            self.settings
-                .io
-                .write_all_at(&w.active.file, &w.active.log_path, &bytes, pos)
-        {
-            self.progress.poison_with(
-                format!(
-                    "write of {len} bytes at {pos} in {} failed: {e}",
-                    w.active.log_path.display()
-                ),
-                crate::error::is_storage_full(&e),
-            );
-            let err = LogError::io(&w.active.log_path, e);
+        if let Err(err) = self.write_placed(&w, &bytes, pos) {
             drop(w);
             if let Some(seal) = seal {
                 self.finish_seal(seal);
@@ -122,45 +109,15 @@ impl Partition {
         let rel = u32::try_from(base_offset - w.active.base_offset).unwrap_or(u32::MAX);
         let keys = (!written.is_control()).then(|| written.records().map(|r| r.key));
         locking::write(&w.active.index).add_batch(pos as u32, rel, first, last, keys);
-        w.write_pos = pos + len;
-        w.next_offset = base_offset + count;
-        w.last_time_ms = last;
-        let ack = AppendAck {
+        let placed = super::writer::Placed {
+            pos,
+            len,
             base_offset,
-            last_offset: base_offset + count - 1,
-            log_time_ms: first,
-            duplicate: false,
+            count,
+            first_ms: first,
+            last_ms: last,
         };
-        if let Some(p) = producer {
-            w.producers.record(
-                p,
-                super::producer::RecentBatch {
-                    sequence: p.sequence,
-                    base_offset,
-                    last_offset: ack.last_offset,
-                    log_time_ms: first,
-                },
-            );
-        }
-        self.progress
-            .next_offset
-            .store(w.next_offset, Ordering::Release);
-        self.publish_written(&w);
-        let durable = Durable::new(self.progress.clone(), w.next_offset);
-        if self.settings.durability == Durability::None {
-            w.active
-                .visible_len
-                .fetch_max(w.write_pos, Ordering::AcqRel);
-            self.progress.publish_durable(w.next_offset);
-        }
-        drop(w);
-        if self.settings.durability != Durability::None {
-            self.mark_dirty();
-        }
-        if let Some(seal) = seal {
-            self.finish_seal(seal);
-        }
-        Ok((ack, durable))
+        Ok(self.commit_placed(w, &placed, producer, seal))
     }
 
     /// What an append of a batch of `p` would do, without appending:

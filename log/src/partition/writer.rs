@@ -8,14 +8,14 @@
 
 use std::fs::{File, OpenOptions};
 use std::sync::Arc;
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{MutexGuard, RwLock};
 
 use super::producer::{Admission, RecentBatch};
 use super::progress::{DataReady, Durable};
 use super::{Partition, Writer};
 use crate::atomic_file;
-use crate::batch::{AppendAck, AppendRequest, Record, encode_batch};
+use crate::batch::{AppendAck, AppendRequest, ProducerSeq, Record, encode_batch};
 use crate::config::Durability;
 use crate::error::LogError;
 use crate::io;
@@ -32,6 +32,18 @@ pub(crate) struct PendingSeal {
     segment_bytes: u64,
     next_offset: u64,
     producers: super::producer::ProducerTable,
+}
+
+/// Where a written batch sits: its byte position and length in the active
+/// segment, its offsets and its log times.
+#[derive(Debug)]
+pub(super) struct Placed {
+    pub(super) pos: u64,
+    pub(super) len: u64,
+    pub(super) base_offset: u64,
+    pub(super) count: u64,
+    pub(super) first_ms: u64,
+    pub(super) last_ms: u64,
 }
 
 /// What the syncer fdatasyncs for one partition in one round: how far the
@@ -154,19 +166,7 @@ impl Partition {
         };
         batch.seal_claiming_durable(base_offset, log_time_ms, durable_bytes);
         debug_assert!(pos + len <= self.settings.segment_bytes_max + BATCH_BYTES_MAX as u64);
-        if let Err(e) =
-            self.settings
-                .io
-                .write_all_at(&w.active.file, &w.active.log_path, &batch.bytes, pos)
-        {
-            self.progress.poison_with(
-                format!(
-                    "write of {len} bytes at {pos} in {} failed: {e}",
-                    w.active.log_path.display()
-                ),
-                crate::error::is_storage_full(&e),
-            );
-            let err = LogError::io(&w.active.log_path, e);
+        if let Err(err) = self.write_placed(&w, &batch.bytes, pos) {
             drop(w);
             if let Some(seal) = seal {
                 self.finish_seal(seal);
@@ -176,24 +176,63 @@ impl Partition {
         let rel = u32::try_from(base_offset - w.active.base_offset).unwrap_or(u32::MAX);
         let keys = (!control).then(|| req.records.iter().map(|r| r.key));
         locking::write(&w.active.index).add_batch(pos as u32, rel, log_time_ms, log_time_ms, keys);
-        let count = u64::from(batch.record_count);
-        w.write_pos = pos + len;
-        w.next_offset = base_offset + count;
-        w.last_time_ms = log_time_ms;
-        let ack = AppendAck {
+        let placed = Placed {
+            pos,
+            len,
             base_offset,
-            last_offset: base_offset + count - 1,
-            log_time_ms,
+            count: u64::from(batch.record_count),
+            first_ms: log_time_ms,
+            last_ms: log_time_ms,
+        };
+        Ok(self.commit_placed(w, &placed, req.producer, seal))
+    }
+
+    /// Writes a placed batch at `pos` of the active segment; a failure
+    /// poisons the partition (a full disk marks it as waiting for space).
+    pub(super) fn write_placed(&self, w: &Writer, bytes: &[u8], pos: u64) -> Result<(), LogError> {
+        self.settings
+            .io
+            .write_all_at(&w.active.file, &w.active.log_path, bytes, pos)
+            .map_err(|e| {
+                self.progress.poison_with(
+                    format!(
+                        "write of {} bytes at {pos} in {} failed: {e}",
+                        bytes.len(),
+                        w.active.log_path.display()
+                    ),
+                    crate::error::is_storage_full(&e),
+                );
+                LogError::io(&w.active.log_path, e)
+            })
+    }
+
+    /// After a batch is written and indexed: advances the writer past it,
+    /// remembers its producer sequence, publishes it to the syncer (or as
+    /// durable under `None`), releases the writer lock and finishes a roll.
+    pub(super) fn commit_placed(
+        &self,
+        mut w: MutexGuard<'_, Writer>,
+        b: &Placed,
+        producer: Option<ProducerSeq>,
+        seal: Option<PendingSeal>,
+    ) -> (AppendAck, Durable) {
+        w.write_pos = b.pos + b.len;
+        w.next_offset = b.base_offset + b.count;
+        w.last_time_ms = b.last_ms;
+        let ack = AppendAck {
+            base_offset: b.base_offset,
+            last_offset: b.base_offset + b.count - 1,
+            log_time_ms: b.first_ms,
             duplicate: false,
         };
-        if let Some(p) = req.producer {
+        if let Some(p) = producer {
             w.producers.record(
                 p,
                 RecentBatch {
                     sequence: p.sequence,
-                    base_offset,
+                    base_offset: b.base_offset,
                     last_offset: ack.last_offset,
-                    log_time_ms,
+                    log_time_ms: b.first_ms,
                 },
             );
         }
@@ -218,7 +257,7 @@ impl Partition {
         if let Some(seal) = seal {
             self.finish_seal(seal);
         }
-        Ok((ack, durable))
+        (ack, durable)
     }
 
     /// Publishes how far the active segment is written, for the syncer.
