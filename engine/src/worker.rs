@@ -44,6 +44,9 @@ pub(crate) mod output_stage;
 
 const R: Ordering = Ordering::Relaxed;
 
+/// How often a worker measures its partitions' state size (a gauge), ms.
+const STATE_SAMPLE_INTERVAL_MS: u64 = 250;
+
 /// A partition task with the log partitions of its inputs.
 pub(crate) struct Slot<P> {
     pub(crate) task: PartitionTask<P, BatchView>,
@@ -181,12 +184,18 @@ fn worker_loop<P: Processor>(
 ) -> Result<(), EngineError> {
     let mut effects = Vec::new();
     let idle_wait = Duration::from_millis(config.idle_wait_ms.max(1));
-    let mut turns: u64 = 0;
+    let mut state_sampled_ms: u64 = 0;
     while !stop.load(Ordering::Acquire) {
         let now_ms = wall_ms();
         let mut worked = false;
         let mut wait_on: Option<(Arc<Partition>, u64)> = None;
-        turns += 1;
+        // Measuring state walks every case journal: a gauge, so a few
+        // times a second is enough (it was once per idle turn, which under
+        // a trickle of input is once per arriving batch).
+        let sample_state = now_ms.saturating_sub(state_sampled_ms) >= STATE_SAMPLE_INTERVAL_MS;
+        if sample_state {
+            state_sampled_ms = now_ms;
+        }
         for slot in slots.iter_mut() {
             read_inputs(slot, config.read_bytes_max, metrics)?;
             for _ in 0..config.steps_per_turn.max(1) {
@@ -215,7 +224,7 @@ fn worker_loop<P: Processor>(
             if let Some(m) = metrics.partition(slot.task.partition()) {
                 m.pending_batches
                     .store(slot.task.pending_batches() as u64, R);
-                if turns.is_multiple_of(64) || !worked {
+                if sample_state {
                     m.state_bytes
                         .store(slot.task.processor().state_bytes() as u64, R);
                 }
