@@ -22,6 +22,13 @@ pub(crate) fn tmp_path(path: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Atomically and durably replaces `path` with `bytes`: the same four
+/// steps the log uses for its own small files, for other crates' state
+/// files.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
+    write(path, bytes, true)
+}
+
 /// Atomically replaces `path` with `bytes`. With `sync_dir == false` the
 /// caller promises to fsync the directory itself before relying on it.
 pub(crate) fn write(path: &Path, bytes: &[u8], sync_dir: bool) -> Result<(), LogError> {

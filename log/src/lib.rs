@@ -31,6 +31,7 @@ mod topic;
 mod verify;
 mod view;
 
+pub use atomic_file::write_atomic;
 pub use batch::{
     ATTR_CONTROL, ATTR_PRODUCER, AppendAck, AppendRequest, BATCH_FORMAT_VERSION,
     BATCH_FORMAT_VERSION_MIN, BATCH_HEADER_BYTES, BATCH_MAGIC, BatchRef, ProducerSeq,

@@ -23,7 +23,6 @@
 //! u64, commit u64, epoch count u32, reserved u32, and per epoch: term u64,
 //! first index u64.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::ClusterError;
@@ -173,24 +172,7 @@ impl StateFile {
 
     /// Replaces the file with `state`, durably.
     pub fn save(&self, state: &ReplicaState) -> Result<(), ClusterError> {
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| ClusterError::Io { path, source }
-        };
-        let mut tmp = self.path.clone().into_os_string();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(&state.encode()).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-        drop(f);
-        std::fs::rename(&tmp, &self.path).map_err(io(&self.path))?;
-        if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io(dir))?;
-        }
-        Ok(())
+        Ok(dropline_log::write_atomic(&self.path, &state.encode())?)
     }
 }
 
