@@ -96,7 +96,7 @@ pub fn spawn_ticker(
                         Ok(()) => {}
                         // A full disk: the partition is due again after
                         // another interval, by which space may be back.
-                        Err(e) if crate::worker::output_stage::log_storage_full(&e) => {
+                        Err(e) if e.is_storage_full() => {
                             tracing::debug!(partition = %partitions[i].topic(), error = %e, "tick refused: disk full");
                         }
                         Err(e) => return Err(e),

@@ -38,7 +38,7 @@ use crate::output::{OUTPUT_TOPIC_COUNT, OutputTopic};
 use crate::processor::Processor;
 use crate::task::{Effect, PartitionTask, StepResult};
 use crate::tick::{append_tick, wall_ms};
-use output_stage::{Stage, StageMsg, log_storage_full};
+use output_stage::{Stage, StageMsg};
 
 pub(crate) mod output_stage;
 
@@ -312,7 +312,7 @@ fn dispatch<P: Processor>(
                         }
                         // A full disk: the task asks again while the input
                         // holds back ready data.
-                        Err(e) if log_storage_full(&e) => {
+                        Err(e) if e.is_storage_full() => {
                             slot.ticks_paused_until =
                                 Some(Instant::now() + Duration::from_millis(TICK_REFUSED_PAUSE_MS));
                             if let Some(w) = metrics.worker(id) {

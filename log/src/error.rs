@@ -284,7 +284,7 @@ pub enum LogError {
 }
 
 /// Whether an I/O error says the disk or the quota is full.
-pub(crate) fn is_storage_full(err: &std::io::Error) -> bool {
+pub fn is_storage_full(err: &std::io::Error) -> bool {
     matches!(
         err.kind(),
         std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
@@ -292,6 +292,13 @@ pub(crate) fn is_storage_full(err: &std::io::Error) -> bool {
 }
 
 impl LogError {
+    /// Whether this is a full disk: an append refused with `StorageFull`,
+    /// or the write or roll that met `ENOSPC`/`EDQUOT` (which poisons the
+    /// partition as waiting for space). Appends resume once space returns.
+    pub fn is_storage_full(&self) -> bool {
+        matches!(self, LogError::StorageFull { .. }) || self.is_storage_full_io()
+    }
+
     /// Whether this is an I/O error saying the disk or the quota is full.
     pub(crate) fn is_storage_full_io(&self) -> bool {
         matches!(self, LogError::Io { source, .. } if is_storage_full(source))

@@ -38,7 +38,7 @@ pub use batch::{
     RECORD_HEADER_BYTES, Record, RecordIter, RecordView, decode_batch,
 };
 pub use config::{Clock, Durability, IoMode, LogConfig, SystemClock, TopicConfig};
-pub use error::{BatchError, DamagedDurable, LogError};
+pub use error::{BatchError, DamagedDurable, LogError, is_storage_full};
 pub use io::{FaultInjector, IoBackend, PwriteReason};
 pub use limits::*;
 pub use log::{Log, RetentionReport};

@@ -131,30 +131,12 @@ impl Pending {
 /// space and retries.
 pub(crate) fn waits_for_space(e: &EngineError) -> bool {
     match e {
-        EngineError::Log { source } => log_storage_full(source),
+        EngineError::Log { source } => source.is_storage_full(),
         EngineError::Checkpoint {
             source: CheckpointError::Io { source, .. },
-        } => io_storage_full(source),
+        } => dropline_log::is_storage_full(source),
         _ => false,
     }
-}
-
-/// Whether a log error is a full disk: refused with `StorageFull`, or the
-/// write or roll that met `ENOSPC`/`EDQUOT` (which poisons the partition as
-/// a full disk).
-pub(crate) fn log_storage_full(e: &LogError) -> bool {
-    match e {
-        LogError::StorageFull { .. } => true,
-        LogError::Io { source, .. } => io_storage_full(source),
-        _ => false,
-    }
-}
-
-fn io_storage_full(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
-    )
 }
 
 /// The output stage's state.
@@ -338,7 +320,7 @@ impl<'a> Stage<'a> {
             {
                 match d.wait() {
                     Ok(()) => *sent = Sent::Done,
-                    Err(e) if log_storage_full(&e) => {}
+                    Err(e) if e.is_storage_full() => {}
                     Err(e) => return Err(e.into()),
                 }
             }
