@@ -35,7 +35,6 @@
 //! | ..  | 8    | processor snapshot length L |
 //! | ..  | L    | processor snapshot |
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::control::DropSchedule;
@@ -349,17 +348,15 @@ impl CheckpointStore for DirCheckpointStore {
     }
 
     fn save(&self, state: &CheckpointState) -> Result<(), CheckpointError> {
-        let path = self.path(state.partition);
-        let tmp = path.with_extension("ckpt.tmp");
-        let bytes = state.encode();
-        let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-        f.write_all(&bytes).map_err(io_err(&tmp))?;
-        f.sync_all().map_err(io_err(&tmp))?;
-        drop(f);
-        std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
-        std::fs::File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err(&self.dir))
+        dropline_log::write_atomic(&self.path(state.partition), &state.encode()).map_err(
+            |e| match e {
+                dropline_log::LogError::Io { path, source } => CheckpointError::Io { path, source },
+                other => CheckpointError::Io {
+                    path: self.path(state.partition),
+                    source: std::io::Error::other(other),
+                },
+            },
+        )
     }
 }
 

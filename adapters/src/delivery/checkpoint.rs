@@ -18,8 +18,6 @@
 //! u32 done count, that many u64 offsets; then CRC32C of everything before.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Magic bytes; the last byte of the header is the version.
@@ -194,24 +192,21 @@ impl Checkpoint {
         }
     }
 
-    /// Writes the checkpoint atomically: temp file, fsync, rename, fsync
-    /// of the directory.
+    /// Writes the checkpoint atomically with the log's `write_atomic`:
+    /// temp file, fsync, rename, fsync of the directory.
     pub fn store(&self, path: &Path) -> Result<(), CheckpointError> {
-        let io = |source| CheckpointError::Io {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|source| CheckpointError::Io {
             path: path.to_path_buf(),
             source,
-        };
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let tmp = path.with_extension("tmp");
-        {
-            let mut f = File::create(&tmp).map_err(io)?;
-            f.write_all(&self.encode()).map_err(io)?;
-            f.sync_data().map_err(io)?;
-        }
-        std::fs::rename(&tmp, path).map_err(io)?;
-        File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-        Ok(())
+        })?;
+        dropline_log::write_atomic(path, &self.encode()).map_err(|e| match e {
+            dropline_log::LogError::Io { path, source } => CheckpointError::Io { path, source },
+            other => CheckpointError::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::other(other),
+            },
+        })
     }
 }
 
