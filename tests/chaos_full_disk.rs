@@ -228,33 +228,6 @@ fn assert_intents_unique(log: &Log) -> u64 {
     ids.len() as u64
 }
 
-async fn create_orders(http: std::net::SocketAddr, count: u64) {
-    let client = reqwest::Client::new();
-    for i in 0..count {
-        let body = serde_json::json!({
-            "tracking_number": event(i).tracking_number,
-            "carrier": "ups",
-            "order_id": format!("ORDER-{i}"),
-            "marketplace": "chaos-market",
-            "seller": "seller-1",
-            "buyer_id": format!("buyer-{i}"),
-            "skus": ["SKU-1"],
-            "promised_window": {"from": "2026-09-20T00:00:00Z", "to": "2026-09-25T00:00:00Z"},
-            "buyer_locale": "en-US",
-            "buyer_time_zone": "UTC",
-            "destination_postal_code": "40201",
-            "contacts": [{"channel": "email", "address": format!("b{i}@example.com"), "consent": true}],
-        });
-        let r = client
-            .post(format!("http://{http}/v1/shipments"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{}", r.status());
-    }
-}
-
 /// `GET /readyz`: status code and body.
 async fn readyz(http: std::net::SocketAddr) -> (u16, String) {
     let r = reqwest::get(format!("http://{http}/readyz")).await.unwrap();
@@ -284,7 +257,13 @@ fn on_tmpfs(disk: Tmpfs) {
         .map(|i| event(i).tracking_number)
         .collect();
     runtime.block_on(async {
-        create_orders(http, 2 * EVENTS_PER_PHASE).await;
+        create_orders(
+            http,
+            "chaos-market",
+            "40201",
+            (0..2 * EVENTS_PER_PHASE).map(|i| event(i).tracking_number),
+        )
+        .await;
         disk.fill();
         disk.leave_room(4 << 20);
         let client = IngestClient::connect(client_config(

@@ -10,10 +10,11 @@
 mod chaos_support;
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::time::Instant;
 
-use chaos_support::{NodeProc, assert_logged, free_tcp, free_udp, report, start_node, wait_views};
+use chaos_support::{
+    NodeProc, assert_logged, create_orders, free_tcp, free_udp, report, start_node, wait_views,
+};
 use dropline_adapters::client::{IngestClient, IngestClientConfig, ServerTrust, SpoolConfig};
 use dropline_log::{Log, LogConfig};
 use dropline_operators::model::{
@@ -61,33 +62,6 @@ fn scan(i: u64, step: u64) -> CarrierEvent {
     }
 }
 
-async fn create_orders(http: SocketAddr) {
-    let client = reqwest::Client::new();
-    for i in 0..SHIPMENTS {
-        let body = serde_json::json!({
-            "tracking_number": tracking(i),
-            "carrier": "ups",
-            "order_id": format!("ORDER-{i}"),
-            "marketplace": "crash-market",
-            "seller": "seller-1",
-            "buyer_id": format!("buyer-{i}"),
-            "skus": ["SKU-1"],
-            "promised_window": {"from": "2026-09-20T00:00:00Z", "to": "2026-09-25T00:00:00Z"},
-            "buyer_locale": "en-US",
-            "buyer_time_zone": "UTC",
-            "destination_postal_code": "10001",
-            "contacts": [{"channel": "email", "address": format!("b{i}@example.com"), "consent": true}],
-        });
-        let response = client
-            .post(format!("http://{http}/v1/shipments"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success(), "{}", response.status());
-    }
-}
-
 #[test]
 fn node_killed_mid_burst_loses_nothing_acked_and_notifies_nothing_twice() {
     let dir = tempfile::tempdir().unwrap();
@@ -115,7 +89,7 @@ fn node_killed_mid_burst_loses_nothing_acked_and_notifies_nothing_twice() {
     config.backoff_max_ms = 200;
 
     let node = runtime.block_on(async {
-        create_orders(http).await;
+        create_orders(http, "crash-market", "10001", (0..SHIPMENTS).map(tracking)).await;
         let client = IngestClient::connect(config.clone()).await.unwrap();
         // First half of the burst, then the node dies without warning.
         for i in 0..SHIPMENTS {

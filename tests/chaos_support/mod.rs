@@ -484,3 +484,38 @@ pub fn assert_exactly_once(events: &[CarrierEvent], truth: &[GroundTruthScan]) {
     );
     assert_eq!(events.len(), truth.len(), "events that are no scan");
 }
+
+/// Creates one UPS order per tracking number through `POST /v1/shipments`
+/// (buyer `buyer-<i>` with a consented email, order `ORDER-<i>`, numbered
+/// in the order given), failing the test on any non-success status.
+pub async fn create_orders(
+    http: std::net::SocketAddr,
+    marketplace: &str,
+    postal_code: &str,
+    tracking_numbers: impl IntoIterator<Item = String>,
+) {
+    let client = reqwest::Client::new();
+    for (i, tracking_number) in tracking_numbers.into_iter().enumerate() {
+        let body = serde_json::json!({
+            "tracking_number": tracking_number,
+            "carrier": "ups",
+            "order_id": format!("ORDER-{i}"),
+            "marketplace": marketplace,
+            "seller": "seller-1",
+            "buyer_id": format!("buyer-{i}"),
+            "skus": ["SKU-1"],
+            "promised_window": {"from": "2026-09-20T00:00:00Z", "to": "2026-09-25T00:00:00Z"},
+            "buyer_locale": "en-US",
+            "buyer_time_zone": "UTC",
+            "destination_postal_code": postal_code,
+            "contacts": [{"channel": "email", "address": format!("b{i}@example.com"), "consent": true}],
+        });
+        let response = client
+            .post(format!("http://{http}/v1/shipments"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+    }
+}
