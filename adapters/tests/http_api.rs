@@ -5,7 +5,9 @@
 
 mod http_support;
 
-use dropline_adapters::http::{ContactSealer, DEAD_LETTER_SEAL_CONTEXT, HttpDeadLetter, RateLimit};
+use dropline_adapters::http::{
+    AdminToken, ContactSealer, DEAD_LETTER_SEAL_CONTEXT, HttpDeadLetter, RateLimit, ShipmentKey,
+};
 use dropline_operators::model::{Channel, ShipmentOrder, Status, SubStatus, partition_for};
 use http_support::*;
 
@@ -151,6 +153,93 @@ async fn creation_is_idempotent_and_validated() {
         metrics.contains("dropline_http_dead_letters_total 3"),
         "{metrics}"
     );
+}
+
+#[tokio::test]
+async fn shipment_creation_needs_the_marketplace_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_with(
+        dir.path(),
+        |c| {
+            c.shipment_keys = Some(vec![
+                ShipmentKey {
+                    marketplace: "dropshop".into(),
+                    token: AdminToken::from_plain("key-of-dropshop"),
+                },
+                ShipmentKey {
+                    marketplace: "cardvault".into(),
+                    token: AdminToken::from_plain("key-of-cardvault"),
+                },
+            ])
+        },
+        |_| {},
+    )
+    .await;
+    let url = format!("{}/v1/shipments", node.base);
+    let body = order_json("1Z999AA10123456784", "ORDER-1");
+    let post = |key: Option<&'static str>| {
+        let mut r = node.client.post(&url).json(&body);
+        if let Some(k) = key {
+            r = r.bearer_auth(k);
+        }
+        r.send()
+    };
+
+    // No key, an unknown key: 401 with a Bearer challenge.
+    for key in [None, Some("key-of-nobody")] {
+        let r = post(key).await.unwrap();
+        assert_eq!(r.status().as_u16(), 401, "{key:?}");
+        assert_eq!(r.headers()["www-authenticate"], "Bearer");
+        let p: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(p["type"], "/problems/unauthorized");
+    }
+    // Another marketplace's key: 403, and nothing created.
+    let r = post(Some("key-of-cardvault")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let p: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(p["type"], "/problems/not-permitted");
+    assert!(p["detail"].as_str().unwrap().contains("cardvault"), "{p}");
+    let orders = node.log.partition("orders", 0).unwrap().next_offset()
+        + (1..PARTITIONS)
+            .map(|i| node.log.partition("orders", i).unwrap().next_offset())
+            .sum::<u64>();
+    assert_eq!(orders, 0, "a refused creation reached the orders topic");
+    // The marketplace's own key: created.
+    let r = post(Some("key-of-dropshop")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+
+    // Refusals are counted and kept, sealed, in dead-letters.
+    let metrics = node
+        .client
+        .get(format!("{}/metrics", node.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "dropline_http_creations_total{outcome=\"unauthorized\"} 2",
+        "dropline_http_creations_total{outcome=\"not_permitted\"} 1",
+        "dropline_http_creations_total{outcome=\"created\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} not in {metrics}");
+    }
+    let codes: Vec<u16> = node
+        .log
+        .partition("dead-letters", 0)
+        .unwrap()
+        .lookup_key(b"http")
+        .unwrap()
+        .iter()
+        .filter_map(|r| HttpDeadLetter::decode(&r.value))
+        .map(|l| l.code)
+        .collect();
+    assert_eq!(codes, vec![4, 4, 5]);
+    // The node without keys still takes creations as before (the other
+    // tests), and the contacts of refused bodies are not readable at rest.
+    let bytes = all_file_bytes(&dir.path().join("log"));
+    assert!(!contains(&bytes, EMAIL.as_bytes()), "email found at rest");
 }
 
 #[tokio::test]

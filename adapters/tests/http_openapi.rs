@@ -30,16 +30,33 @@ fn every_route_is_documented_and_every_documented_route_is_served() {
         }
     }
     assert_eq!(served, documented, "routes and OpenAPI paths differ");
-    // Admin routes declare the bearer scheme; public ones do not.
+    // Admin routes declare the admin bearer scheme, shipment creation the
+    // marketplace key (optional: open when no keys are configured); the
+    // other public routes declare none.
     for r in route_table() {
         let op = &doc["paths"][r.path][r.method.to_lowercase()];
-        assert_eq!(
-            op.get("security").is_some(),
-            r.admin,
-            "{} {}",
-            r.method,
-            r.path
-        );
+        let schemes: BTreeSet<String> = op
+            .get("security")
+            .and_then(|s| s.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|req| req.as_object())
+            .flat_map(|req| req.keys().cloned())
+            .collect();
+        let expected: BTreeSet<String> = if r.admin {
+            ["admin".to_string()].into()
+        } else if (r.method, r.path) == ("POST", "/v1/shipments") {
+            ["marketplace".to_string()].into()
+        } else {
+            BTreeSet::new()
+        };
+        assert_eq!(schemes, expected, "{} {}", r.method, r.path);
+        for scheme in &schemes {
+            assert!(
+                doc["components"]["securitySchemes"].get(scheme).is_some(),
+                "{scheme} is not defined"
+            );
+        }
     }
 }
 

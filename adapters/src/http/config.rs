@@ -60,6 +60,17 @@ impl AdminToken {
     }
 }
 
+/// A marketplace's key for `POST /v1/shipments`: shipments created with it
+/// must name this marketplace. Kept, like the admin token, only as a
+/// SHA-256 digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShipmentKey {
+    /// The marketplace the key creates orders for.
+    pub marketplace: String,
+    /// The key.
+    pub token: AdminToken,
+}
+
 /// Per-client (IP address) rate limit of the public tracking routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
@@ -141,6 +152,11 @@ pub struct HttpConfig {
     /// Most concurrent shipment creations in flight (appends waiting for
     /// their fsync); past it creations get 503 with `Retry-After`.
     pub creations_in_flight_max: usize,
+    /// Who may create shipments. `None`: anyone who reaches the port (a
+    /// storefront network or a proxy in front must guard it); `Some`: a
+    /// bearer key of [`ShipmentKey`] is required and the body's
+    /// marketplace must be the key's.
+    pub shipment_keys: Option<Vec<ShipmentKey>>,
     /// Exception action links for the tracking page.
     pub action_links: ActionLinks,
     /// Serve HTTPS with this certificate (the node's own identity: the
@@ -165,6 +181,7 @@ impl HttpConfig {
             sse_streams_max: 10_000,
             sse_keep_alive_s: 15,
             creations_in_flight_max: 4096,
+            shipment_keys: None,
             action_links: ActionLinks::default(),
             tls: None,
         }

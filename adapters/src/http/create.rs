@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dropline_log::{AppendRequest, Log, LogError, Record};
 use dropline_operators::model::time::parse_rfc3339_ms;
@@ -428,27 +428,89 @@ fn create_blocking(
 }
 
 /// The handler.
-pub(crate) async fn create_shipment(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    match create(&app, &body).await {
+pub(crate) async fn create_shipment(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match create(&app, &headers, &body).await {
         Ok((status, created)) => (status, axum::Json(created)).into_response(),
         Err(p) => {
             app.metrics.creation_rejected(p.kind());
             if matches!(
                 p.kind(),
                 Some(
-                    ProblemKind::MalformedBody | ProblemKind::InvalidField | ProblemKind::Conflict
+                    ProblemKind::MalformedBody
+                        | ProblemKind::InvalidField
+                        | ProblemKind::Conflict
+                        | ProblemKind::Unauthorized
+                        | ProblemKind::NotPermitted
                 )
             ) {
                 dead_letter::keep(&app, DeadLetterSource::CreateShipment, p.kind(), &body).await;
             }
-            p.into_response()
+            let unauthorized = p.kind() == Some(ProblemKind::Unauthorized);
+            let mut response = p.into_response();
+            if unauthorized {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer"),
+                );
+            }
+            response
         }
     }
 }
 
-async fn create(app: &Arc<App>, body: &[u8]) -> Result<(StatusCode, ShipmentCreated), Problem> {
+/// The marketplace the request's key may create orders for: `Ok(None)`
+/// when the node takes creations without keys.
+fn authorize<'a>(app: &'a App, headers: &HeaderMap) -> Result<Option<&'a str>, Problem> {
+    let Some(keys) = &app.config.shipment_keys else {
+        return Ok(None);
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(presented) = presented else {
+        return Err(Problem::new(
+            ProblemKind::Unauthorized,
+            "send Authorization: Bearer <marketplace key>",
+        ));
+    };
+    // Every key is checked (each in constant time), so the time taken does
+    // not say which key came close.
+    let mut found = None;
+    for key in keys {
+        if key.token.verify(presented) && found.is_none() {
+            found = Some(key.marketplace.as_str());
+        }
+    }
+    found
+        .map(Some)
+        .ok_or_else(|| Problem::new(ProblemKind::Unauthorized, "unknown marketplace key"))
+}
+
+async fn create(
+    app: &Arc<App>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(StatusCode, ShipmentCreated), Problem> {
+    let allowed = authorize(app, headers)?;
     let req: CreateShipment = serde_json::from_slice(body)
         .map_err(|e| Problem::new(ProblemKind::MalformedBody, e.to_string()))?;
+    if let Some(allowed) = allowed
+        && req.marketplace != allowed
+    {
+        return Err(Problem::new(
+            ProblemKind::NotPermitted,
+            format!(
+                "this key creates orders of marketplace {allowed:?}, not {:?}",
+                req.marketplace
+            ),
+        ));
+    }
     let order = validate(&req)?;
     let Ok(_permit) = app.creations.clone().try_acquire_owned() else {
         return Err(

@@ -51,6 +51,8 @@ fn problem_code(kind: Option<ProblemKind>) -> u16 {
         Some(ProblemKind::MalformedBody) => 1,
         Some(ProblemKind::InvalidField) => 2,
         Some(ProblemKind::Conflict) => 3,
+        Some(ProblemKind::Unauthorized) => 4,
+        Some(ProblemKind::NotPermitted) => 5,
         _ => 0,
     }
 }

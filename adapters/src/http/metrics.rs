@@ -25,6 +25,10 @@ pub struct HttpMetrics {
     pub creations_invalid: AtomicU64,
     /// Creations refused as conflicting.
     pub creations_conflict: AtomicU64,
+    /// Creations refused for a missing or wrong marketplace key.
+    pub creations_unauthorized: AtomicU64,
+    /// Creations refused because the key is another marketplace's.
+    pub creations_not_permitted: AtomicU64,
     /// Creations refused for other reasons (busy, internal).
     pub creations_failed: AtomicU64,
     /// Dead letters kept.
@@ -58,6 +62,8 @@ impl HttpMetrics {
         inc(match kind {
             Some(ProblemKind::MalformedBody | ProblemKind::InvalidField) => &self.creations_invalid,
             Some(ProblemKind::Conflict) => &self.creations_conflict,
+            Some(ProblemKind::Unauthorized) => &self.creations_unauthorized,
+            Some(ProblemKind::NotPermitted) => &self.creations_not_permitted,
             _ => &self.creations_failed,
         });
     }
@@ -109,6 +115,8 @@ impl HttpMetrics {
             ("repeated", &self.creations_repeated),
             ("invalid", &self.creations_invalid),
             ("conflict", &self.creations_conflict),
+            ("unauthorized", &self.creations_unauthorized),
+            ("not_permitted", &self.creations_not_permitted),
             ("failed", &self.creations_failed),
         ] {
             let _ = writeln!(

@@ -42,7 +42,8 @@ pub use admin::{
 };
 pub use app::HttpState;
 pub use config::{
-    ActionLinks, AdminToken, CACHE_MAX_AGE_S_DEFAULT, HttpConfig, REQUEST_BODY_BYTES_MAX, RateLimit,
+    ActionLinks, AdminToken, CACHE_MAX_AGE_S_DEFAULT, HttpConfig, REQUEST_BODY_BYTES_MAX,
+    RateLimit, ShipmentKey,
 };
 pub use create::{
     ADDRESS_BYTES_MAX, CONTACTS_MAX, ContactInput, CreateShipment, PromisedWindow, SKUS_MAX,

@@ -29,6 +29,8 @@ pub enum ProblemKind {
     Unauthorized,
     /// The admin API is not configured on this node.
     Forbidden,
+    /// The key is valid but may not do this (another marketplace's orders).
+    NotPermitted,
     /// The node cannot take this now (log not ready, too many in flight).
     Unavailable,
     /// The node failed (log write, key).
@@ -43,7 +45,7 @@ impl ProblemKind {
             ProblemKind::NotFound => StatusCode::NOT_FOUND,
             ProblemKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ProblemKind::Unauthorized => StatusCode::UNAUTHORIZED,
-            ProblemKind::Forbidden => StatusCode::FORBIDDEN,
+            ProblemKind::Forbidden | ProblemKind::NotPermitted => StatusCode::FORBIDDEN,
             ProblemKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ProblemKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -58,6 +60,7 @@ impl ProblemKind {
             ProblemKind::RateLimited => "Too many requests",
             ProblemKind::Unauthorized => "Missing or wrong bearer token",
             ProblemKind::Forbidden => "The admin API is not enabled on this node",
+            ProblemKind::NotPermitted => "This key may not do that",
             ProblemKind::Unavailable => "The node cannot take this request now",
             ProblemKind::Internal => "The node failed to handle the request",
         }
@@ -73,6 +76,7 @@ impl ProblemKind {
             ProblemKind::RateLimited => "rate-limited",
             ProblemKind::Unauthorized => "unauthorized",
             ProblemKind::Forbidden => "forbidden",
+            ProblemKind::NotPermitted => "not-permitted",
             ProblemKind::Unavailable => "unavailable",
             ProblemKind::Internal => "internal",
         }
