@@ -20,14 +20,21 @@ use dropline_adapters::carrier::{
     AdapterConfig, CarrierConfig, NodeConfig as AdapterNodeConfig, ScaledClock, connect_node,
     published_limits, run_adapter_with_clock,
 };
+use dropline_adapters::http::AdminToken;
 use dropline_loadgen::carrier_format::tracking_number;
 use dropline_loadgen::carrier_sim::{CarrierSimConfig, WebhookTarget, run_carrier_sim};
 use dropline_operators::model::Carrier;
 use dropline_operators::model::time::format_rfc3339_ms;
 
-use crate::node::{DEFAULT_ADAPTER, DEFAULT_TOKEN_FILE, Node, NodeConfig};
+use crate::node::config::ShipmentKeyEntry;
+use crate::node::{DEFAULT_ADAPTER, DEFAULT_TOKEN_FILE, Node, NodeConfig, read_or_create_token};
 
 mod delivery;
+
+/// The demo storefront's marketplace.
+const DEMO_MARKETPLACE: &str = "demo-market";
+/// File (in the data dir) holding the demo marketplace's key.
+const DEMO_MARKET_KEY_FILE: &str = "demo-market.key";
 
 /// What `dropline up` runs.
 #[derive(Debug, Clone)]
@@ -65,7 +72,17 @@ fn now_ms() -> i64 {
 /// Runs the demo until Ctrl-C.
 pub(crate) async fn run(config: DemoConfig) -> anyhow::Result<()> {
     let data_dir: PathBuf = config.node.data_dir.clone();
-    let mut node = Node::start(&config.node).await?;
+    // The demo's storefront creates orders with its marketplace's key, as
+    // a real one would; the node keeps only the key's SHA-256.
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let market_key = read_or_create_token(&data_dir, DEMO_MARKET_KEY_FILE)?;
+    let mut node_config = config.node.clone();
+    node_config.http.shipment_keys.push(ShipmentKeyEntry {
+        marketplace: DEMO_MARKETPLACE.into(),
+        token_sha256: AdminToken::from_plain(&market_key).sha256_hex(),
+    });
+    let mut node = Node::start(&node_config).await?;
     let quic = node.quic_addr().context("QUIC ingest did not start")?;
     let http = node.http_addr().context("HTTP did not start")?;
 
@@ -116,7 +133,16 @@ pub(crate) async fn run(config: DemoConfig) -> anyhow::Result<()> {
     let delivery = delivery::start(&mut node).await?;
     let hooks_url = format!("{}/hooks/demo", delivery.hooks.base_url());
 
-    let client = reqwest::Client::new();
+    // The storefront's client: every creation carries the marketplace key.
+    let mut headers = reqwest::header::HeaderMap::new();
+    let mut auth = reqwest::header::HeaderValue::from_str(&format!("Bearer {market_key}"))
+        .context("the marketplace key is not a valid header value")?;
+    auth.set_sensitive(true);
+    headers.insert(reqwest::header::AUTHORIZATION, auth);
+    let client = reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .context("building the storefront's HTTP client")?;
     let sample = tracking_number(Carrier::Ups, 0);
     println!("dropline up: node, adapter, carrier simulator and notification delivery running");
     println!("  dashboard       http://{http}/dashboard");
@@ -227,7 +253,7 @@ async fn create_order(
         "tracking_number": number,
         "carrier": carrier.as_str(),
         "order_id": format!("DEMO-{:06}", i / 2),
-        "marketplace": "demo-market",
+        "marketplace": DEMO_MARKETPLACE,
         "seller": format!("seller-{}", i % 7),
         "buyer_id": format!("buyer-{i}"),
         "skus": [format!("SKU-{}", i % 13)],

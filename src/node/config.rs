@@ -81,6 +81,19 @@ pub(crate) struct HttpSection {
     /// HTTP. Off by default: `up` and loopback setups stay on plain HTTP,
     /// and a TLS-terminating proxy in front also works.
     pub(crate) tls: bool,
+    /// `[[http.shipment_keys]]`: marketplaces' keys for `POST
+    /// /v1/shipments`. None configured: the route is open (guard the port).
+    pub(crate) shipment_keys: Vec<ShipmentKeyEntry>,
+}
+
+/// One `[[http.shipment_keys]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ShipmentKeyEntry {
+    /// The marketplace whose orders the key creates.
+    pub(crate) marketplace: String,
+    /// SHA-256 of the key, 64 hex digits (the node never stores the key).
+    pub(crate) token_sha256: String,
 }
 
 impl Default for NodeConfig {
@@ -119,6 +132,7 @@ impl Default for HttpSection {
                 .parse()
                 .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 7480))),
             tls: false,
+            shipment_keys: Vec::new(),
         }
     }
 }
@@ -411,6 +425,41 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("partitons"), "{text}");
         assert!(text.contains("line 2") || text.contains("2 |"), "{text}");
+    }
+
+    #[test]
+    fn shipment_keys_are_read_per_marketplace() {
+        let config: NodeConfig = toml::from_str(
+            r#"
+[[http.shipment_keys]]
+marketplace = "dropshop"
+token_sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+[[http.shipment_keys]]
+marketplace = "cardvault"
+token_sha256 = "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752"
+"#,
+        )
+        .unwrap();
+        let markets: Vec<&str> = config
+            .http
+            .shipment_keys
+            .iter()
+            .map(|k| k.marketplace.as_str())
+            .collect();
+        assert_eq!(markets, ["dropshop", "cardvault"]);
+        assert!(
+            toml::from_str::<NodeConfig>("")
+                .unwrap()
+                .http
+                .shipment_keys
+                .is_empty()
+        );
+        let err = toml::from_str::<NodeConfig>(
+            "[[http.shipment_keys]]\nmarketplace = \"x\"\ntoken = \"plain\"\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("token"), "{err}");
     }
 
     #[test]

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use dropline_adapters::http::{
-    AdminToken, ContactSealer, HttpConfig, HttpHandle, HttpState, MetricsSource, ViewStore,
-    serve_http,
+    AdminToken, ContactSealer, HttpConfig, HttpHandle, HttpState, MetricsSource, ShipmentKey,
+    ViewStore, serve_http,
 };
 use dropline_adapters::ingest::{
     AdapterCredential, IngestServerConfig, LogSink, ServerHandle, TlsSource, serve,
@@ -100,6 +100,7 @@ impl Node {
             &config.data_dir,
             ADMIN_TOKEN_FILE,
         )?));
+        http_config.shipment_keys = shipment_keys(config)?;
         let views = Arc::new(ViewStore::new(
             http_config.views_max,
             http_config.timeline_entries_max,
@@ -277,6 +278,35 @@ fn credentials(config: &NodeConfig) -> anyhow::Result<Vec<AdapterCredential>> {
         DEFAULT_ADAPTER,
         token.as_bytes(),
     )])
+}
+
+/// The marketplaces' keys for `POST /v1/shipments`, or `None` (open,
+/// said at start) when none is configured.
+fn shipment_keys(config: &NodeConfig) -> anyhow::Result<Option<Vec<ShipmentKey>>> {
+    if config.http.shipment_keys.is_empty() {
+        tracing::warn!(
+            "POST /v1/shipments is open to whoever reaches the HTTP port: no [[http.shipment_keys]] configured"
+        );
+        return Ok(None);
+    }
+    let keys = config
+        .http
+        .shipment_keys
+        .iter()
+        .map(|k| {
+            let token = AdminToken::from_sha256_hex(&k.token_sha256).with_context(|| {
+                format!(
+                    "shipment key of marketplace {}: token_sha256 must be 64 hex digits",
+                    k.marketplace
+                )
+            })?;
+            Ok(ShipmentKey {
+                marketplace: k.marketplace.clone(),
+                token,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Some(keys))
 }
 
 /// Wall-clock milliseconds since the Unix epoch (the edges' clock; the
