@@ -91,6 +91,15 @@ pub enum SinkError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// This node holds a replica of the partition but does not lead it
+    /// (a replicated cluster). The display text is exactly the leader's
+    /// QUIC ingest address, or empty while no leader is known: it becomes
+    /// the wire Error's message, which the adapter follows.
+    #[error("{}", leader_addr.as_deref().unwrap_or(""))]
+    NotLeader {
+        /// The leader's ingest address (`host:port`), when known.
+        leader_addr: Option<String>,
+    },
 }
 
 impl SinkError {
@@ -103,6 +112,7 @@ impl SinkError {
             SinkError::RecordTooLarge { .. } => ErrorCode::RecordTooLarge,
             SinkError::EmptyBatch => ErrorCode::EmptyBatch,
             SinkError::Unavailable { .. } => ErrorCode::StorageUnavailable,
+            SinkError::NotLeader { .. } => ErrorCode::NotLeader,
         }
     }
 }

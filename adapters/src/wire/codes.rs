@@ -61,11 +61,16 @@ pub enum ErrorCode {
     /// The node does not serve the orders feed now (no `orders` topic, or
     /// its log cannot be read); retry later.
     OrdersUnavailable = 22,
+    /// This node does not lead the batch's partition (a replicated
+    /// cluster). The Error's message is the leader's QUIC ingest address
+    /// (`host:port`), or empty while no leader is known; the adapter sends
+    /// the batch there, with the same producer id and sequence.
+    NotLeader = 23,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order.
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::BadMagic,
         ErrorCode::UnknownVersion,
         ErrorCode::ChecksumMismatch,
@@ -88,10 +93,11 @@ impl ErrorCode {
         ErrorCode::HelloTimeout,
         ErrorCode::CursorMismatch,
         ErrorCode::OrdersUnavailable,
+        ErrorCode::NotLeader,
     ];
 
     /// The largest code in use (sizes per-code counters).
-    pub const MAX: u16 = 22;
+    pub const MAX: u16 = 23;
 
     /// The code on the wire.
     pub fn as_u16(self) -> u16 {
@@ -128,6 +134,7 @@ impl ErrorCode {
             ErrorCode::HelloTimeout => "hello_timeout",
             ErrorCode::CursorMismatch => "cursor_mismatch",
             ErrorCode::OrdersUnavailable => "orders_unavailable",
+            ErrorCode::NotLeader => "not_leader",
         }
     }
 
@@ -140,6 +147,7 @@ impl ErrorCode {
                 | ErrorCode::ShuttingDown
                 | ErrorCode::OutOfOrderSequence
                 | ErrorCode::OrdersUnavailable
+                | ErrorCode::NotLeader
         )
     }
 }
