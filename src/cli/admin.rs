@@ -1,5 +1,6 @@
 //! `dropline status` and `dropline drop-mode on|off`: small admin verbs
-//! against a running node's admin API.
+//! against a running node's admin API; `dropline marketplace-key`, which
+//! makes a key for `POST /v1/shipments` without any node.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -96,5 +97,33 @@ pub(crate) fn drop_mode(args: DropModeArgs) -> anyhow::Result<ExitCode> {
         Some(serde_json::json!({ "on": on })),
     ))?;
     println!("{}", serde_json::to_string(&value)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Arguments of `dropline marketplace-key`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct MarketplaceKeyArgs {
+    /// The marketplace whose orders the key may create.
+    #[arg(long)]
+    marketplace: String,
+}
+
+/// Makes a random key and prints it once, with the `[[http.shipment_keys]]`
+/// entry that holds only its SHA-256 (the node never stores the key).
+pub(crate) fn marketplace_key(args: MarketplaceKeyArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        !args.marketplace.is_empty() && !args.marketplace.contains(['"', '\\', '\n']),
+        "--marketplace must be a non-empty name without quotes, backslashes or newlines"
+    );
+    let mut seed = [0u8; 32];
+    crate::node::getrandom_from_urandom(&mut seed)?;
+    let key = crate::node::config::to_hex(&seed);
+    let sha256 = dropline_adapters::http::AdminToken::from_plain(&key).sha256_hex();
+    println!("# The key, for the marketplace's storefront only (shown once):");
+    println!("#   Authorization: Bearer {key}");
+    println!("# For the node's configuration:");
+    println!("[[http.shipment_keys]]");
+    println!("marketplace = \"{}\"", args.marketplace);
+    println!("token_sha256 = \"{sha256}\"");
     Ok(ExitCode::SUCCESS)
 }

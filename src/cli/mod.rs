@@ -42,6 +42,8 @@ enum Command {
     Status(admin::NodeArgs),
     /// Switch a running node's drop mode.
     DropMode(admin::DropModeArgs),
+    /// Make a marketplace's key for creating shipments (prints the node's config entry).
+    MarketplaceKey(admin::MarketplaceKeyArgs),
     /// Seeded open-loop load (superdrop, steady, burst) with an HTML report.
     Loadgen(Box<loadgen::LoadgenArgs>),
     /// Run the SMS and push provider simulator.
@@ -77,6 +79,7 @@ pub(crate) fn run() -> ExitCode {
         Command::Replay(args) => replay::run(args),
         Command::Status(args) => admin::status(args),
         Command::DropMode(args) => admin::drop_mode(args),
+        Command::MarketplaceKey(args) => admin::marketplace_key(args),
         Command::Loadgen(args) => loadgen::run(*args),
         Command::ProviderSim(args) => provider_sim::run(args),
         Command::Topics(args) => topics::run(args),

@@ -342,7 +342,7 @@ pub(crate) fn read_or_create_token(data_dir: &Path, file: &str) -> anyhow::Resul
     Ok(token)
 }
 
-fn getrandom_from_urandom(buf: &mut [u8]) -> anyhow::Result<()> {
+pub(crate) fn getrandom_from_urandom(buf: &mut [u8]) -> anyhow::Result<()> {
     use std::io::Read;
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(buf))
