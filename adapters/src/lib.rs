@@ -7,6 +7,7 @@
 
 pub mod carrier;
 pub mod client;
+pub mod cluster;
 pub mod delivery;
 pub mod forensics;
 pub mod http;

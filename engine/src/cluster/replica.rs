@@ -197,6 +197,36 @@ impl Replica {
     pub fn committed_offset(&self) -> u64 {
         self.applied_offset_end
     }
+    /// This replica's Raft role.
+    pub fn role(&self) -> StateRole {
+        self.node.raft.state
+    }
+    /// Raft's commit index as this replica knows it.
+    pub fn commit_index(&self) -> u64 {
+        self.node.raft.raft_log.committed
+    }
+    /// Index of the last entry in this replica's log (durable or not).
+    pub fn last_index(&self) -> u64 {
+        self.node.raft.raft_log.last_index()
+    }
+    /// Each other voter's id and matched index as the leader tracks them
+    /// (empty unless leader), for status and lag metrics.
+    pub fn follower_matches(&self) -> Vec<(u64, u64)> {
+        if !self.is_leader() {
+            return Vec::new();
+        }
+        let me = self.id();
+        let mut out: Vec<(u64, u64)> = self
+            .node
+            .raft
+            .prs()
+            .iter()
+            .filter(|(id, _)| **id != me)
+            .map(|(id, pr)| (*id, pr.matched))
+            .collect();
+        out.sort_unstable();
+        out
+    }
     /// Raft's view of each follower's progress (leader only), for
     /// diagnostics.
     pub fn progress_summary(&self) -> String {
