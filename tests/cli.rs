@@ -258,3 +258,97 @@ fn replay_dead_letters_resends_each_once_per_replay() {
         .unwrap();
     assert!(email.is_empty(), "filtered out by --channel sms");
 }
+
+#[test]
+fn log_verify_compare_reports_identical_lagging_and_diverging_replicas() {
+    use dropline_log::{AppendRequest, Log, LogConfig, Record, TopicConfig};
+    let append = |dir: &Path, values: &[&str]| {
+        let log = Log::open(LogConfig::new(dir.join("log"))).unwrap();
+        if log.partition("t", 1).is_err() {
+            log.create_topic("t", TopicConfig::new(2)).unwrap();
+        }
+        for v in values {
+            for p in [0, 1] {
+                log.partition("t", p)
+                    .unwrap()
+                    .append(&AppendRequest {
+                        records: &[Record {
+                            key: b"k",
+                            value: v.as_bytes(),
+                        }],
+                        producer: None,
+                    })
+                    .unwrap();
+            }
+        }
+    };
+    let compare = |a: &Path, b: &Path| {
+        dropline(&[
+            "log",
+            "verify",
+            "--compare",
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+        ])
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    append(&a, &["one", "two", "three"]);
+    let b = dir.path().join("b");
+    copy_dir(&a, &b);
+
+    let out = compare(&a, &b);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "stdout: {stdout}");
+    assert!(
+        stdout.contains("topic t partition 00000: 3 identical batch(es); both end at offset 3"),
+        "stdout: {stdout}"
+    );
+
+    // A goes on alone: B lags, which is not a divergence.
+    append(&a, &["four", "five"]);
+    let out = compare(&a, &b);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "stdout: {stdout}");
+    assert!(
+        stdout.contains("B is 2 offset(s) (2 batch(es)) behind A (A ends at 5, B at 3)"),
+        "stdout: {stdout}"
+    );
+    let out = compare(&b, &a);
+    assert!(
+        text(&out.stdout).contains("A is 2 offset(s) (2 batch(es)) behind B"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // B writes something else at offset 3: the first differing batch is
+    // named with its segment and byte position on each side.
+    append(&b, &["other"]);
+    let out = compare(&a, &b);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "stdout: {stdout}");
+    assert!(
+        stdout.contains("DIVERGED at offset 3 after 3 identical batch(es)"),
+        "stdout: {stdout}"
+    );
+    assert!(
+        stdout.contains("00000000000000000000.log at byte"),
+        "stdout: {stdout}"
+    );
+    assert!(stdout.contains("2 diverge"), "stdout: {stdout}");
+
+    let out = dropline(&[
+        "log",
+        "verify",
+        "--json",
+        "--compare",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let first: serde_json::Value =
+        serde_json::from_str(text(&out.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(first["diverged"]["offset"], 3);
+    assert_eq!(first["end_offset_a"], 5);
+    assert_eq!(first["end_offset_b"], 4);
+}

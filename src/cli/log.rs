@@ -42,10 +42,19 @@ enum LogCommand {
         data_dir: PathBuf,
     },
     /// Check every batch of every segment; exit code 1 when anything is wrong.
+    /// With `--compare A B`: check that two replicas' common prefixes are
+    /// byte-identical and say how far each is behind (exit code 1 on a
+    /// divergence).
     Verify {
         /// Data directory.
         #[arg(long, default_value = "./dropline-data")]
         data_dir: PathBuf,
+        /// Two replicas' data (or log) directories to compare.
+        #[arg(long, num_args = 2, value_names = ["DIR_A", "DIR_B"])]
+        compare: Option<Vec<PathBuf>>,
+        /// With --compare: one JSON object per partition.
+        #[arg(long, requires = "compare")]
+        json: bool,
     },
 }
 
@@ -68,7 +77,15 @@ pub(crate) fn run(args: LogArgs) -> anyhow::Result<ExitCode> {
             limit,
             json,
         ),
-        LogCommand::Verify { data_dir } => verify(&data_dir),
+        LogCommand::Verify {
+            compare: Some(dirs),
+            json,
+            ..
+        } => match dirs.as_slice() {
+            [a, b] => super::log_compare::compare(a, b, json),
+            _ => anyhow::bail!("--compare takes two directories"),
+        },
+        LogCommand::Verify { data_dir, .. } => verify(&data_dir),
     }
 }
 

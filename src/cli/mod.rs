@@ -11,6 +11,7 @@ mod bench;
 mod carrier_sim;
 mod loadgen;
 mod log;
+mod log_compare;
 mod normalize;
 mod provider_sim;
 mod replay;
