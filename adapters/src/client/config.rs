@@ -65,8 +65,12 @@ pub struct SpoolConfig {
 /// Configuration of [`crate::client::IngestClient`].
 #[derive(Clone)]
 pub struct IngestClientConfig {
-    /// The node's ingest address.
+    /// The node's ingest address (in a cluster: the first node tried).
     pub server_addr: SocketAddr,
+    /// The other nodes of a replicated cluster. Partitions are sent to
+    /// their leaders: a node answering `not_leader` names the leader, and a
+    /// node that cannot be reached hands its partitions to the next address.
+    pub other_addrs: Vec<SocketAddr>,
     /// Name sent in TLS SNI and checked with `ServerTrust::CaCertPem`.
     pub server_name: String,
     /// How to trust the node's certificate.
@@ -111,6 +115,7 @@ impl std::fmt::Debug for IngestClientConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IngestClientConfig")
             .field("server_addr", &self.server_addr)
+            .field("other_addrs", &self.other_addrs)
             .field("adapter", &self.adapter)
             .field("linger_us", &self.linger_us)
             .field("batch_records_max", &self.batch_records_max)
@@ -131,6 +136,7 @@ impl IngestClientConfig {
     ) -> Self {
         IngestClientConfig {
             server_addr,
+            other_addrs: Vec::new(),
             server_name: "dropline-node".into(),
             trust,
             adapter: adapter.into(),
@@ -150,5 +156,30 @@ impl IngestClientConfig {
             spool: None,
             ack_observer: None,
         }
+    }
+
+    /// Defaults for a replicated cluster reached at `addrs` (the first one
+    /// is tried first); `None` when `addrs` is empty.
+    pub fn new_cluster(
+        addrs: &[SocketAddr],
+        trust: ServerTrust,
+        adapter: impl Into<String>,
+        token: impl Into<Vec<u8>>,
+    ) -> Option<Self> {
+        let (first, others) = addrs.split_first()?;
+        let mut config = IngestClientConfig::new(*first, trust, adapter, token);
+        config.other_addrs = others.to_vec();
+        Some(config)
+    }
+
+    /// Every configured node address, `server_addr` first, without repeats.
+    pub fn node_addrs(&self) -> Vec<SocketAddr> {
+        let mut addrs = vec![self.server_addr];
+        for a in &self.other_addrs {
+            if !addrs.contains(a) {
+                addrs.push(*a);
+            }
+        }
+        addrs
     }
 }

@@ -4,6 +4,13 @@
 //! jittered backoff and resends every unacknowledged batch with its
 //! original sequence.
 //!
+//! Against a replicated cluster the client keeps one connection per node
+//! that some partition is routed to, and follows `not_leader` answers to
+//! the partition's leader (see [`Link::run`]); the producer id and the
+//! sequences stay the same, so the new leader's copy of the producer state
+//! (replicated with the log) answers resends of batches the old leader
+//! committed with their original offsets.
+//!
 //! Why resend everything unacknowledged: the client cannot know which of
 //! its in-flight batches the node appended before the connection died;
 //! the node's idempotent producer state answers the ones it has with their
@@ -11,6 +18,7 @@
 //! always safe and never duplicates.
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,6 +55,7 @@ enum Reply {
     Error {
         code: u16,
         batch: Option<(u32, u64)>,
+        message: String,
     },
 }
 
@@ -57,11 +66,36 @@ pub(crate) struct Connection {
     acked_any: bool,
 }
 
-#[derive(Default)]
 struct PartitionQueue {
     batches: VecDeque<Sealed>,
     /// How many batches from the front are on the current connection.
     sent: usize,
+    /// Index of the node the partition is sent to (its leader, as far as
+    /// the client knows).
+    node: usize,
+    /// Redirects since the partition's last ack.
+    redirects: u32,
+    /// Backoff between repeated redirects.
+    redirect_backoff: Backoff,
+    /// Nothing is sent before this (after a repeated redirect).
+    hold_until: Option<tokio::time::Instant>,
+}
+
+impl PartitionQueue {
+    fn new(config: &IngestClientConfig) -> PartitionQueue {
+        PartitionQueue {
+            batches: VecDeque::new(),
+            sent: 0,
+            node: 0,
+            redirects: 0,
+            redirect_backoff: Backoff::new(
+                config.backoff_initial_ms,
+                config.backoff_max_ms,
+                SplitMix64::from_entropy(),
+            ),
+            hold_until: None,
+        }
+    }
 }
 
 /// Connection-task state.
@@ -74,19 +108,33 @@ pub(crate) struct Link {
     pub(crate) spool: Option<Arc<Spool>>,
 }
 
-/// Connects and completes the Hello handshake.
+/// Connects to `config.server_addr` and completes the Hello handshake.
 pub(crate) async fn hello(
     endpoint: &quinn::Endpoint,
     client_config: &quinn::ClientConfig,
     config: &IngestClientConfig,
     producer_id: u64,
 ) -> Result<(quinn::Connection, HelloOkFrame), Connected> {
+    hello_at(
+        endpoint,
+        client_config,
+        config,
+        config.server_addr,
+        producer_id,
+    )
+    .await
+}
+
+/// Connects to `addr` and completes the Hello handshake.
+pub(crate) async fn hello_at(
+    endpoint: &quinn::Endpoint,
+    client_config: &quinn::ClientConfig,
+    config: &IngestClientConfig,
+    addr: SocketAddr,
+    producer_id: u64,
+) -> Result<(quinn::Connection, HelloOkFrame), Connected> {
     let connecting = endpoint
-        .connect_with(
-            client_config.clone(),
-            config.server_addr,
-            &config.server_name,
-        )
+        .connect_with(client_config.clone(), addr, &config.server_name)
         .map_err(|e| Connected::Failed(e.to_string()))?;
     let connection = connecting
         .await
@@ -130,17 +178,23 @@ pub(crate) async fn hello(
 
 /// Connects, says Hello and opens the batch streams, with their reader
 /// and writer tasks.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the parts of one attempt, moved into its task"
+)]
 async fn connect(
     endpoint: quinn::Endpoint,
     client_config: quinn::ClientConfig,
     config: IngestClientConfig,
+    addr: SocketAddr,
     producer_id: u64,
     partitions: u32,
     generation: u64,
     inbound: mpsc::UnboundedSender<Inbound>,
 ) -> Connected {
     let attempt = async {
-        let (connection, ok) = hello(&endpoint, &client_config, &config, producer_id).await?;
+        let (connection, ok) =
+            hello_at(&endpoint, &client_config, &config, addr, producer_id).await?;
         if ok.partitions != partitions {
             return Err(Connected::Refused(ClientError::PartitionMismatch {
                 node: ok.partitions,
@@ -180,6 +234,53 @@ pub(crate) enum Connected {
     Refused(ClientError),
 }
 
+/// A finished connection attempt to node `node`.
+struct ConnectDone {
+    node: usize,
+    outcome: Connected,
+}
+
+/// Most node addresses one client keeps (configured plus learned from
+/// `not_leader` hints); a hint beyond it is treated as no hint.
+pub(crate) const NODES_MAX: usize = 64;
+
+/// The client's view of one node.
+struct NodeLink {
+    addr: SocketAddr,
+    conn: Option<Connection>,
+    connecting: Option<tokio::task::JoinHandle<()>>,
+    retry_at: Option<tokio::time::Instant>,
+    backoff: Backoff,
+    /// Per partition: replies still due on this connection for batches
+    /// sent before the partition moved to another node. Replies of one
+    /// partition come back in order on its stream, so the first `stale[p]`
+    /// are skipped.
+    stale: Vec<u32>,
+}
+
+impl NodeLink {
+    fn new(addr: SocketAddr, partitions: usize, config: &IngestClientConfig) -> NodeLink {
+        NodeLink {
+            addr,
+            conn: None,
+            connecting: None,
+            retry_at: None,
+            backoff: Backoff::new(
+                config.backoff_initial_ms,
+                config.backoff_max_ms,
+                SplitMix64::from_entropy(),
+            ),
+            stale: vec![0; partitions],
+        }
+    }
+}
+
+/// What the connection task does after a reply.
+enum AfterReply {
+    Keep,
+    DropConnection,
+}
+
 impl Link {
     fn metrics(&self) -> &ClientMetrics {
         &self.inner.metrics
@@ -187,6 +288,14 @@ impl Link {
 
     /// Runs until the client is closed and (for a graceful close) every
     /// batch is resolved.
+    ///
+    /// Each partition is routed to one node (at first the first address).
+    /// A connection is kept to every node some partition is routed to.
+    /// `not_leader` moves the partition to the hinted leader (or, with no
+    /// hint, to the next known node) and resends its unacknowledged batches
+    /// there with the same producer id and sequences; a node that cannot be
+    /// reached hands its partitions to the next node. Repeated redirects of
+    /// a partition wait a capped jittered backoff, reset by its next ack.
     pub(crate) async fn run(
         self,
         initial: Vec<Sealed>,
@@ -196,21 +305,22 @@ impl Link {
         let partitions = self.inner.partitions as usize;
         let linger_wake = self.inner.linger_wake.clone();
         let mut shifts = vec![0u64; partitions];
-        let mut queues: Vec<PartitionQueue> =
-            (0..partitions).map(|_| PartitionQueue::default()).collect();
+        let mut queues: Vec<PartitionQueue> = (0..partitions)
+            .map(|_| PartitionQueue::new(&self.config))
+            .collect();
         for s in initial {
             queues[s.partition as usize].batches.push_back(s);
         }
+        let mut nodes: Vec<NodeLink> = self
+            .config
+            .node_addrs()
+            .into_iter()
+            .take(NODES_MAX)
+            .map(|a| NodeLink::new(a, partitions, &self.config))
+            .collect();
         let (inbound_tx, mut inbound_rx) = mpsc::unbounded_channel::<Inbound>();
-        let mut backoff = Backoff::new(
-            self.config.backoff_initial_ms,
-            self.config.backoff_max_ms,
-            SplitMix64::from_entropy(),
-        );
-        let mut conn: Option<Connection> = None;
-        let mut pending_connect: Option<tokio::task::JoinHandle<Connected>> = None;
+        let (connect_tx, mut connect_rx) = mpsc::unbounded_channel::<ConnectDone>();
         let mut generation = 0u64;
-        let mut retry_at: Option<tokio::time::Instant> = None;
         let inflight_max = self.config.inflight_batches_per_partition.max(1) as usize;
         let mut resolved = 0u64;
         let mut closing = false;
@@ -218,29 +328,45 @@ impl Link {
             if closing && queues.iter().all(|q| q.batches.is_empty()) && sealed_rx.is_empty() {
                 break;
             }
-            if conn.is_none()
-                && pending_connect.is_none()
-                && retry_at.is_none_or(|t| tokio::time::Instant::now() >= t)
-            {
-                generation += 1;
-                pending_connect = Some(tokio::spawn(connect(
-                    self.endpoint.clone(),
-                    self.client_config.clone(),
-                    self.config.clone(),
-                    self.inner.producer_id,
-                    self.inner.partitions,
-                    generation,
-                    inbound_tx.clone(),
-                )));
+            let now = tokio::time::Instant::now();
+            for (i, n) in nodes.iter_mut().enumerate() {
+                let wanted = i == 0 || queues.iter().any(|q| q.node == i);
+                if wanted
+                    && n.conn.is_none()
+                    && n.connecting.is_none()
+                    && n.retry_at.is_none_or(|t| now >= t)
+                {
+                    generation += 1;
+                    let attempt = connect(
+                        self.endpoint.clone(),
+                        self.client_config.clone(),
+                        self.config.clone(),
+                        n.addr,
+                        self.inner.producer_id,
+                        self.inner.partitions,
+                        generation,
+                        inbound_tx.clone(),
+                    );
+                    let done = connect_tx.clone();
+                    n.connecting = Some(tokio::spawn(async move {
+                        let outcome = attempt.await;
+                        let _ = done.send(ConnectDone { node: i, outcome });
+                    }));
+                }
             }
-            if let Some(c) = &conn {
-                for (p, q) in queues.iter_mut().enumerate() {
-                    while q.sent < q.batches.len() && q.sent < inflight_max {
-                        let frame = q.batches[q.sent].frame.clone();
-                        let _ = c.writers[p % c.writers.len()].send(frame);
-                        q.sent += 1;
-                        add(&self.metrics().batches_sent, 1);
-                    }
+            for (p, q) in queues.iter_mut().enumerate() {
+                if q.hold_until.is_some_and(|t| now < t) {
+                    continue;
+                }
+                q.hold_until = None;
+                let Some(c) = nodes.get(q.node).and_then(|n| n.conn.as_ref()) else {
+                    continue;
+                };
+                while q.sent < q.batches.len() && q.sent < inflight_max {
+                    let frame = q.batches[q.sent].frame.clone();
+                    let _ = c.writers[p % c.writers.len()].send(frame);
+                    q.sent += 1;
+                    add(&self.metrics().batches_sent, 1);
                 }
             }
             let deadline = super::lock(&self.inner.batcher).next_deadline();
@@ -250,10 +376,17 @@ impl Link {
                     None => std::future::pending().await,
                 }
             };
+            // The next retry of a connection or end of a partition's hold.
+            let wake_at = nodes
+                .iter()
+                .filter(|n| n.conn.is_none() && n.connecting.is_none())
+                .filter_map(|n| n.retry_at)
+                .chain(queues.iter().filter_map(|q| q.hold_until))
+                .min();
             let retry_sleep = async {
-                match retry_at {
-                    Some(t) if conn.is_none() => tokio::time::sleep_until(t).await,
-                    _ => std::future::pending().await,
+                match wake_at {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
                 }
             };
             tokio::select! {
@@ -273,56 +406,55 @@ impl Link {
                         Inbound::Reply { generation, frame } => (generation, Some(frame)),
                         Inbound::Lost { generation } => (generation, None),
                     };
-                    let Some(c) = conn.as_mut().filter(|c| c.generation == gen_of) else { continue };
-                    let drop_conn = match reply {
-                        None => true,
-                        Some(reply) => self.on_reply(reply, &mut queues, &mut shifts, &mut resolved, c),
+                    let Some(i) = nodes
+                        .iter()
+                        .position(|n| n.conn.as_ref().is_some_and(|c| c.generation == gen_of))
+                    else {
+                        continue;
                     };
-                    if c.acked_any {
-                        backoff.reset();
+                    let after = match reply {
+                        None => AfterReply::DropConnection,
+                        Some(reply) => self.on_reply(reply, i, &mut nodes, &mut queues, &mut shifts, &mut resolved),
+                    };
+                    let n = &mut nodes[i];
+                    if n.conn.as_ref().is_some_and(|c| c.acked_any) {
+                        n.backoff.reset();
                     }
-                    if drop_conn {
+                    if matches!(after, AfterReply::DropConnection) {
                         add(&self.metrics().connections_lost, 1);
-                        c.connection.close(0u32.into(), b"reconnecting");
-                        conn = None;
-                        retry_at = Some(tokio::time::Instant::now() + Duration::from_millis(backoff.next_delay_ms()));
-                    }
-                }
-                joined = async {
-                    match pending_connect.as_mut() {
-                        Some(handle) => handle.await,
-                        None => std::future::pending().await,
-                    }
-                } => {
-                    pending_connect = None;
-                    let outcome = joined.unwrap_or_else(|_| Connected::Failed("connect task failed".into()));
-                match outcome {
-                    Connected::Up(c) => {
-                        add(&self.metrics().connects, 1);
-                        for q in &mut queues {
-                            add(&self.metrics().batches_resent, q.sent as u64);
-                            q.sent = 0;
+                        if let Some(c) = n.conn.take() {
+                            c.connection.close(0u32.into(), b"reconnecting");
                         }
-                        conn = Some(c);
-                        retry_at = None;
-                    }
-                    Connected::Failed(reason) => {
-                        add(&self.metrics().connect_failures, 1);
-                        tracing::debug!(%reason, "ingest connect failed");
-                        retry_at = Some(
-                            tokio::time::Instant::now()
-                                + Duration::from_millis(backoff.next_delay_ms()),
-                        );
-                    }
-                    Connected::Refused(err) => {
-                        add(&self.metrics().connect_failures, 1);
-                        tracing::warn!(%err, "node refused the ingest session");
-                        retry_at = Some(
-                            tokio::time::Instant::now()
-                                + Duration::from_millis(backoff.next_delay_ms()),
-                        );
+                        n.stale.fill(0);
+                        n.retry_at = Some(tokio::time::Instant::now() + Duration::from_millis(n.backoff.next_delay_ms()));
                     }
                 }
+                Some(done) = connect_rx.recv() => {
+                    let i = done.node;
+                    nodes[i].connecting = None;
+                    match done.outcome {
+                        Connected::Up(c) => {
+                            add(&self.metrics().connects, 1);
+                            for q in queues.iter_mut().filter(|q| q.node == i) {
+                                add(&self.metrics().batches_resent, q.sent as u64);
+                                q.sent = 0;
+                            }
+                            let n = &mut nodes[i];
+                            n.stale.fill(0);
+                            n.conn = Some(c);
+                            n.retry_at = None;
+                        }
+                        Connected::Failed(reason) => {
+                            add(&self.metrics().connect_failures, 1);
+                            tracing::debug!(%reason, addr = %nodes[i].addr, "ingest connect failed");
+                            self.unreachable(i, &mut nodes, &mut queues);
+                        }
+                        Connected::Refused(err) => {
+                            add(&self.metrics().connect_failures, 1);
+                            tracing::warn!(%err, addr = %nodes[i].addr, "node refused the ingest session");
+                            self.unreachable(i, &mut nodes, &mut queues);
+                        }
+                    }
                 }
                 _ = linger_sleep => {
                     self.seal(false);
@@ -337,15 +469,78 @@ impl Link {
                 }
             }
         }
-        if let Some(c) = conn {
-            c.connection.close(0u32.into(), b"client closed");
-        }
-        if let Some(handle) = pending_connect {
-            handle.abort();
+        for n in nodes {
+            if let Some(c) = n.conn {
+                c.connection.close(0u32.into(), b"client closed");
+            }
+            if let Some(handle) = n.connecting {
+                handle.abort();
+            }
         }
         if let Some(spool) = &self.spool {
             spool.stop();
         }
+    }
+
+    /// Node `i` could not be reached: wait before trying it again, and hand
+    /// its partitions to the next node (which leads them or names the
+    /// leader).
+    fn unreachable(&self, i: usize, nodes: &mut [NodeLink], queues: &mut [PartitionQueue]) {
+        let n = &mut nodes[i];
+        n.retry_at =
+            Some(tokio::time::Instant::now() + Duration::from_millis(n.backoff.next_delay_ms()));
+        if nodes.len() < 2 {
+            return;
+        }
+        let next = (i + 1) % nodes.len();
+        for q in queues.iter_mut().filter(|q| q.node == i) {
+            add(&self.metrics().batches_resent, q.sent as u64);
+            q.sent = 0;
+            q.node = next;
+        }
+    }
+
+    /// Moves partition `p` (whose oldest batch node `i` answered with
+    /// `not_leader`) to the node `hint` names, or to the next node.
+    fn redirect(
+        &self,
+        p: usize,
+        i: usize,
+        hint: &str,
+        nodes: &mut Vec<NodeLink>,
+        queues: &mut [PartitionQueue],
+    ) {
+        add(&self.metrics().leader_redirects, 1);
+        let hinted = hint.trim().parse::<SocketAddr>().ok();
+        let target = match hinted {
+            Some(addr) => match nodes.iter().position(|n| n.addr == addr) {
+                Some(t) => Some(t),
+                None if nodes.len() < NODES_MAX => {
+                    nodes.push(NodeLink::new(addr, queues.len(), &self.config));
+                    Some(nodes.len() - 1)
+                }
+                None => None,
+            },
+            None => None,
+        };
+        let target = target.unwrap_or((i + 1) % nodes.len());
+        let q = &mut queues[p];
+        // The reply consumed one of the batches on node i; the rest of what
+        // was sent there will be answered there and must be skipped.
+        let still_due = q.sent.saturating_sub(1) as u32;
+        if nodes[i].conn.is_some() {
+            nodes[i].stale[p] += still_due;
+        }
+        add(&self.metrics().batches_resent, q.sent as u64);
+        q.sent = 0;
+        // A hint to another node is followed at once; a second redirect in
+        // a row (an election under way, a stale hint) waits a backoff.
+        let delay_ms = q.redirect_backoff.next_delay_ms();
+        if q.redirects > 0 || target == i {
+            q.hold_until = Some(tokio::time::Instant::now() + Duration::from_millis(delay_ms));
+        }
+        q.redirects += 1;
+        q.node = target;
     }
 
     /// Seals due batches and hands them to the pipeline.
@@ -356,48 +551,73 @@ impl Link {
         }
     }
 
-    /// Handles one reply; returns whether to drop the connection.
+    /// Handles one reply from node `i`.
     fn on_reply(
         &self,
         reply: Reply,
+        i: usize,
+        nodes: &mut Vec<NodeLink>,
         queues: &mut [PartitionQueue],
         shifts: &mut [u64],
         resolved: &mut u64,
-        c: &mut Connection,
-    ) -> bool {
-        let (partition, sequence, outcome) = match reply {
+    ) -> AfterReply {
+        let partition = match &reply {
+            Reply::Ack { partition, .. } => *partition,
+            Reply::Error {
+                batch: Some((partition, _)),
+                ..
+            } => *partition,
+            Reply::Error { batch: None, .. } => return AfterReply::DropConnection,
+        };
+        let p = partition as usize;
+        if p >= queues.len() {
+            return AfterReply::DropConnection;
+        }
+        if nodes[i].stale[p] > 0 {
+            nodes[i].stale[p] -= 1;
+            return AfterReply::Keep;
+        }
+        if queues[p].node != i {
+            // Sent before the partition moved and already counted; nothing
+            // of this partition is in flight here.
+            return AfterReply::Keep;
+        }
+        let (sequence, outcome) = match reply {
             Reply::Ack {
-                partition,
                 sequence,
                 duplicate,
                 base_offset,
                 last_offset,
-            } => (
-                partition,
-                sequence,
-                Ok((duplicate, Some((base_offset, last_offset)))),
-            ),
-            Reply::Error { code, batch } => {
-                let Some((partition, sequence)) = batch else {
-                    return true;
-                };
+                ..
+            } => (sequence, Ok((duplicate, Some((base_offset, last_offset))))),
+            Reply::Error {
+                code,
+                batch,
+                message,
+            } => {
+                let sequence = batch.map_or(0, |(_, s)| s);
                 match ErrorCode::from_u16(code) {
-                    Some(ErrorCode::StaleSequence) => (partition, sequence, Ok((true, None))),
-                    Some(code) if code.is_retryable() => return true,
-                    _ => (partition, sequence, Err(code)),
+                    Some(ErrorCode::StaleSequence) => (sequence, Ok((true, None))),
+                    Some(ErrorCode::NotLeader) => {
+                        if queues[p].sent == 0 {
+                            return AfterReply::Keep;
+                        }
+                        self.redirect(p, i, &message, nodes, queues);
+                        return AfterReply::Keep;
+                    }
+                    Some(code) if code.is_retryable() => return AfterReply::DropConnection,
+                    _ => (sequence, Err(code)),
                 }
             }
         };
-        let Some(q) = queues.get_mut(partition as usize) else {
-            return true;
-        };
+        let q = &mut queues[p];
         if q.sent == 0 || q.batches.front().is_none_or(|b| b.sequence != sequence) {
             // A reply that does not match the oldest batch in flight: the
             // stream is out of step; start over on a fresh connection.
-            return true;
+            return AfterReply::DropConnection;
         }
         let Some(batch) = q.batches.pop_front() else {
-            return true;
+            return AfterReply::DropConnection;
         };
         q.sent -= 1;
         let m = self.metrics();
@@ -410,7 +630,11 @@ impl Link {
         }
         match outcome {
             Ok((duplicate, offsets)) => {
-                c.acked_any = true;
+                q.redirects = 0;
+                q.redirect_backoff.reset();
+                if let Some(c) = nodes[i].conn.as_mut() {
+                    c.acked_any = true;
+                }
                 add(&m.batches_acked, 1);
                 add(&m.events_acked, u64::from(batch.records));
                 if duplicate {
@@ -431,7 +655,7 @@ impl Link {
                 }
                 // Counters first, so a flush that wakes on this sees them.
                 let _ = self.resolved_tx.send(*resolved);
-                false
+                AfterReply::Keep
             }
             Err(code) => {
                 add(&m.batches_rejected, 1);
@@ -453,9 +677,9 @@ impl Link {
                     b.sequence -= 1;
                     b.frame = crate::wire::with_sequence(&b.frame, b.sequence);
                 }
-                shifts[partition as usize] += 1;
+                shifts[p] += 1;
                 let _ = self.resolved_tx.send(*resolved);
-                true
+                AfterReply::DropConnection
             }
         }
     }
@@ -497,6 +721,7 @@ async fn read_stream(
                 Ok(Frame::Error(e)) => Reply::Error {
                     code: e.code,
                     batch: e.batch,
+                    message: e.message,
                 },
                 _ => break,
             },

@@ -16,6 +16,7 @@ pub struct ClientMetrics {
     pub(crate) connects: AtomicU64,
     pub(crate) connect_failures: AtomicU64,
     pub(crate) connections_lost: AtomicU64,
+    pub(crate) leader_redirects: AtomicU64,
     pub(crate) spool_full_refusals: AtomicU64,
     pub(crate) held_bytes: AtomicU64,
     pub(crate) held_events: AtomicU64,
@@ -45,6 +46,7 @@ impl ClientMetrics {
             connects: g(&self.connects),
             connect_failures: g(&self.connect_failures),
             connections_lost: g(&self.connections_lost),
+            leader_redirects: g(&self.leader_redirects),
             spool_full_refusals: g(&self.spool_full_refusals),
             spool_depth_bytes: g(&self.held_bytes),
             spool_depth_events: g(&self.held_events),
@@ -77,6 +79,9 @@ pub struct ClientMetricsSnapshot {
     pub connect_failures: u64,
     /// Connections lost or dropped after an error.
     pub connections_lost: u64,
+    /// `not_leader` answers followed (the partition moved to the hinted
+    /// leader, or to the next node when there was no hint).
+    pub leader_redirects: u64,
     /// Events refused because the spool or buffer was full.
     pub spool_full_refusals: u64,
     /// Bytes of events held until acknowledged (spool depth).

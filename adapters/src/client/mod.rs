@@ -187,21 +187,33 @@ impl IngestClient {
             known.map_or_else(|| SplitMix64::from_entropy().nonzero_id(), |(id, _)| id);
         let partitions = match known.map(|(_, p)| p).or(config.partitions) {
             Some(p) => p,
-            None => match link::hello(&endpoint, &client_config, &config, producer_id).await {
-                Ok((connection, ok)) => {
-                    connection.close(0u32.into(), b"probe");
-                    producer_id = ok.producer_id;
-                    ok.partitions
+            None => {
+                // Any node answers Hello with the partition count; try
+                // each configured address once.
+                let mut last = Err(ClientError::Closed);
+                for addr in config.node_addrs() {
+                    let limit = Duration::from_millis(config.connect_timeout_ms);
+                    let attempt =
+                        link::hello_at(&endpoint, &client_config, &config, addr, producer_id);
+                    let outcome = tokio::time::timeout(limit, attempt)
+                        .await
+                        .unwrap_or_else(|_| Err(Connected::Failed("connect timed out".into())));
+                    match outcome {
+                        Ok((connection, ok)) => {
+                            connection.close(0u32.into(), b"probe");
+                            producer_id = ok.producer_id;
+                            last = Ok(ok.partitions);
+                            break;
+                        }
+                        Err(Connected::Refused(err)) => last = Err(err),
+                        Err(Connected::Failed(reason)) => {
+                            last = Err(ClientError::Unreachable { addr, reason });
+                        }
+                        Err(Connected::Up(_)) => last = Err(ClientError::Closed),
+                    }
                 }
-                Err(Connected::Refused(err)) => return Err(err),
-                Err(Connected::Failed(reason)) => {
-                    return Err(ClientError::Unreachable {
-                        addr: config.server_addr,
-                        reason,
-                    });
-                }
-                Err(Connected::Up(_)) => return Err(ClientError::Closed),
-            },
+                last?
+            }
         };
         if partitions == 0 {
             return Err(ClientError::InvalidConfig {
