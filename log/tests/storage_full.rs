@@ -13,12 +13,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use dropline_log::*;
 
-/// Fails writes and/or fdatasyncs with `ENOSPC` while set.
+/// Fails writes and/or fdatasyncs with `ENOSPC` while set, or, with
+/// `cycle_calls` > 0, fills and empties by itself: every other run of
+/// `cycle_calls` writes and fdatasyncs fails.
 #[derive(Debug, Default)]
 struct Disk {
     full_writes: AtomicBool,
     full_syncs: AtomicBool,
     refusals: AtomicU64,
+    cycle_calls: AtomicU64,
+    calls: AtomicU64,
 }
 
 fn no_space() -> std::io::Error {
@@ -27,14 +31,14 @@ fn no_space() -> std::io::Error {
 
 impl FaultInjector for Disk {
     fn before_write(&self, _: &Path, _: u64, _: usize) -> std::io::Result<()> {
-        if self.full_writes.load(Ordering::SeqCst) {
+        if self.full_writes.load(Ordering::SeqCst) || self.cycled_full() {
             self.refusals.fetch_add(1, Ordering::Relaxed);
             return Err(no_space());
         }
         Ok(())
     }
     fn before_sync(&self, _: &Path) -> std::io::Result<()> {
-        if self.full_syncs.load(Ordering::SeqCst) {
+        if self.full_syncs.load(Ordering::SeqCst) || self.cycled_full() {
             self.refusals.fetch_add(1, Ordering::Relaxed);
             return Err(no_space());
         }
@@ -43,6 +47,11 @@ impl FaultInjector for Disk {
 }
 
 impl Disk {
+    /// Counts a call; true if it falls in a full run of the cycle.
+    fn cycled_full(&self) -> bool {
+        let every = self.cycle_calls.load(Ordering::SeqCst);
+        every > 0 && (self.calls.fetch_add(1, Ordering::SeqCst) / every) % 2 == 1
+    }
     fn fill(&self) {
         self.full_writes.store(true, Ordering::SeqCst);
         self.full_syncs.store(true, Ordering::SeqCst);
@@ -327,17 +336,21 @@ fn other_io_failures_still_poison_until_restart() {
 fn concurrent_appenders_lose_nothing_acknowledged_while_the_disk_fills_and_empties() {
     const THREADS: u64 = 4;
     const APPENDS_PER_THREAD: u64 = 400;
+    /// Writes and fdatasyncs per full (and per free) run of the disk.
+    const CYCLE_CALLS: u64 = 40;
     let dir = tempfile::tempdir().unwrap();
     let disk = Arc::new(Disk::default());
     // Small segments: rolls happen while the disk fills and empties.
     let log = Arc::new(open(dir.path(), &disk, Durability::Fsync, 16 * 1024));
     log.create_topic("t", TopicConfig::new(1)).unwrap();
     let p = log.partition("t", 0).unwrap();
+    // The disk fills and empties while they append, counted in I/O calls
+    // (not in time, which would let fast appenders finish in one run).
+    disk.cycle_calls.store(CYCLE_CALLS, Ordering::SeqCst);
     let acked = Arc::new(std::sync::Mutex::new(BTreeMap::new()));
-    let done = Arc::new(AtomicU64::new(0));
     let threads: Vec<_> = (0..THREADS)
         .map(|t| {
-            let (p, acked, done) = (p.clone(), acked.clone(), done.clone());
+            let (p, acked) = (p.clone(), acked.clone());
             std::thread::spawn(move || {
                 let mut refused = 0u64;
                 for i in 0..APPENDS_PER_THREAD {
@@ -371,33 +384,14 @@ fn concurrent_appenders_lose_nothing_acknowledged_while_the_disk_fills_and_empti
                         }
                     }
                 }
-                done.fetch_add(1, Ordering::SeqCst);
                 refused
             })
         })
         .collect();
-    // The disk fills and empties while they append.
-    let mut flips = 0u64;
-    while done.load(Ordering::SeqCst) < THREADS {
-        if flips.is_multiple_of(2) {
-            disk.fill();
-        } else {
-            disk.free();
-        }
-        flips += 1;
-        // Let some appends run into this state.
-        let seen = disk.refusals.load(Ordering::Relaxed);
-        let mut spins = 0;
-        while spins < 2_000
-            && disk.refusals.load(Ordering::Relaxed) == seen
-            && done.load(Ordering::SeqCst) < THREADS
-        {
-            std::thread::yield_now();
-            spins += 1;
-        }
-    }
-    disk.free();
     let refused: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    disk.cycle_calls.store(0, Ordering::SeqCst);
+    disk.free();
+    let flips = disk.calls.load(Ordering::SeqCst) / CYCLE_CALLS;
     let acked = acked.lock().unwrap().clone();
     assert_eq!(acked.len() as u64, THREADS * APPENDS_PER_THREAD);
     assert!(
