@@ -88,6 +88,14 @@ pub struct LogConfig {
     /// append checks for space at most this often, in milliseconds; the
     /// others are refused at once.
     pub storage_full_probe_interval_ms: u64,
+    /// Zero-fill every segment to `segment_bytes_max` before appending to
+    /// it (the first one when a partition is created, the next ones in the
+    /// background as a spare that a roll renames into place), so that an
+    /// append's fdatasync flushes data only instead of also committing the
+    /// file system's journal for a growing file. Costs one segment of disk
+    /// per partition ahead of the data and the zero writes themselves;
+    /// off by default (docs/FORMAT.md, "Preallocated segments").
+    pub preallocate_segments: bool,
 }
 
 impl LogConfig {
@@ -105,6 +113,7 @@ impl LogConfig {
             clock: Arc::new(SystemClock),
             fault_injector: None,
             storage_full_probe_interval_ms: STORAGE_FULL_PROBE_INTERVAL_MS_DEFAULT,
+            preallocate_segments: false,
         }
     }
 }
@@ -123,6 +132,7 @@ impl fmt::Debug for LogConfig {
                 "storage_full_probe_interval_ms",
                 &self.storage_full_probe_interval_ms,
             )
+            .field("preallocate_segments", &self.preallocate_segments)
             .finish_non_exhaustive()
     }
 }

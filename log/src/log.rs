@@ -194,6 +194,7 @@ impl Log {
                 io: self.io.clone(),
                 syncer: syncer.clone(),
                 storage_full_probe_interval_ms: self.config.storage_full_probe_interval_ms,
+                preallocate_segments: self.config.preallocate_segments,
             };
             let (partition, rec) = open_partition(settings)?;
             report.partitions.push(rec);

@@ -252,6 +252,12 @@ fn verify_partition(dir: &Path, r: &mut VerifyReport) -> Result<(), LogError> {
             let Some(error) = end.error else {
                 break;
             };
+            // Zeros to the end of a segment without index are the free
+            // space of a preallocated segment (segment/prealloc.rs), not
+            // damage; recovery keeps (active) or cuts (rolled) them.
+            if !has_idx && crate::segment::prealloc::is_zero(&bytes[bad_at..]) {
+                break;
+            }
             damaged = true;
             let mut skip = crate::batch::parse_header(&bytes[bad_at..])
                 .ok()

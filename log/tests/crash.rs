@@ -22,11 +22,34 @@ const ROUNDS_DEFAULT: u64 = 60;
 /// Upper bound on acks before the kill, per round.
 const ACKS_BEFORE_KILL_MAX: u64 = 120;
 
-fn log_config(dir: &Path) -> LogConfig {
+const SEGMENT_BYTES: u64 = 64 * 1024;
+
+/// Odd rounds preallocate their segments (zero-filled ahead of the data),
+/// even rounds grow them, over the same directory: kills land inside
+/// preallocated segments, around spare renames and seal cuts, and each
+/// kind of log is reopened by the other configuration.
+fn log_config(dir: &Path, round: u64) -> LogConfig {
     let mut c = LogConfig::new(dir);
     // Small segments so that kills also land around rolls and seals.
-    c.segment_bytes_max = 64 * 1024;
+    c.segment_bytes_max = SEGMENT_BYTES;
+    c.preallocate_segments = round % 2 == 1;
     c
+}
+
+/// Segment files still holding their preallocated zeros (full length).
+fn preallocated_segments(dir: &Path) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            n += preallocated_segments(&e.path());
+        } else if e.path().extension().is_some_and(|x| x == "log")
+            && e.metadata().unwrap().len() == SEGMENT_BYTES
+        {
+            n += 1;
+        }
+    }
+    n
 }
 
 /// The value stored under a key: derived from it, so the parent can check it.
@@ -38,7 +61,7 @@ fn value_for(key: &str, i: u64) -> Vec<u8> {
 }
 
 fn child(dir: &Path, round: u64) {
-    let log = Arc::new(Log::open(log_config(dir)).unwrap());
+    let log = Arc::new(Log::open(log_config(dir, round)).unwrap());
     log.create_topic("crash", TopicConfig::new(2)).unwrap();
     let out = Arc::new(std::sync::Mutex::new(std::io::stdout()));
     let threads: Vec<_> = (0..CHILD_THREADS)
@@ -133,6 +156,7 @@ fn parent() -> Result<u64, String> {
     let exe = std::env::current_exe().unwrap();
     let mut acked: Vec<Acked> = Vec::new();
     let mut truncations = 0;
+    let mut preallocated_seen = 0;
     for round in 0..rounds {
         let kill_after = 1 + rng.next() % ACKS_BEFORE_KILL_MAX;
         let mut child = Command::new(&exe)
@@ -164,8 +188,9 @@ fn parent() -> Result<u64, String> {
             acked.extend(parse(&l));
         }
         child.wait().unwrap();
+        preallocated_seen += preallocated_segments(dir.path());
 
-        let log = Log::open(log_config(dir.path()))
+        let log = Log::open(log_config(dir.path(), round))
             .map_err(|e| format!("round {round}: reopen failed: {e}"))?;
         truncations += log.recovery_report().truncations().count();
         let mut stored: BTreeMap<(u32, u64), (Vec<u8>, Vec<u8>)> = BTreeMap::new();
@@ -211,9 +236,13 @@ fn parent() -> Result<u64, String> {
         }
     }
     println!(
-        "crash test: {} acked records checked, {truncations} torn tails truncated",
+        "crash test: {} acked records checked, {truncations} torn tails truncated, \
+         {preallocated_seen} preallocated segments found after kills",
         acked.len()
     );
+    if rounds >= 2 && preallocated_seen == 0 {
+        return Err("no kill left a preallocated segment: the test did not exercise them".into());
+    }
     Ok(rounds)
 }
 

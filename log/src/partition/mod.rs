@@ -50,6 +50,8 @@ pub(crate) struct PartitionSettings {
     pub(crate) syncer: Arc<SyncerShared>,
     /// See `LogConfig::storage_full_probe_interval_ms`.
     pub(crate) storage_full_probe_interval_ms: u64,
+    /// See `LogConfig::preallocate_segments`.
+    pub(crate) preallocate_segments: bool,
 }
 
 /// The writer's state, behind the writer mutex.
@@ -117,6 +119,12 @@ pub struct Partition {
     pub(crate) archived: Mutex<Option<Arc<ArchivedSegments>>>,
     /// Offset of the newest producer snapshot file written.
     pub(crate) snapshot_offset: Mutex<u64>,
+    /// The next segment, zero-filled ahead of the roll
+    /// (`LogConfig::preallocate_segments`).
+    pub(crate) spare: Option<crate::segment::prealloc::Spare>,
+    /// Threads finishing seals of rolled segments (writer.rs), joined by
+    /// `close_partition` and `truncate_to`.
+    pub(crate) sealers: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Partition {

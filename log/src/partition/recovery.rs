@@ -29,6 +29,7 @@ use crate::batch::BATCH_FORMAT_VERSION;
 use crate::error::{BatchError, LogError};
 use crate::mmap::Mapping;
 use crate::segment::index::{IndexBuilder, encode_index_file};
+use crate::segment::prealloc::{self, Spare};
 use crate::segment::scan::{DurableWitness, find_durable_witness, scan_batches};
 use crate::segment::{SealedSegment, index_file_name, log_file_name, parse_file_name};
 
@@ -175,6 +176,13 @@ fn refuse_durable_damage(
     Ok(())
 }
 
+/// Whether `bytes` from `pos` on are all zeros: the free end of a
+/// preallocated segment, not a torn tail.
+fn is_zero_from(bytes: &[u8], pos: u64) -> bool {
+    let rest = usize::try_from(pos).ok().and_then(|p| bytes.get(p..));
+    rest.is_some_and(prealloc::is_zero)
+}
+
 /// Rebuilds the index file of a sealed segment that has none (or a bad one).
 fn rebuild_sealed(
     s: &PartitionSettings,
@@ -183,10 +191,27 @@ fn rebuild_sealed(
 ) -> Result<SealedSegment, LogError> {
     let path = s.dir.join(log_file_name(base));
     let file = std::fs::File::open(&path).map_err(|e| LogError::io(&path, e))?;
-    let len = file.metadata().map_err(|e| LogError::io(&path, e))?.len();
-    let map = Mapping::map(&file, &path, len)?;
-    let (builder, end) = index_bytes(map.bytes(len), base, s.index_interval_bytes, &mut producers);
-    if let Some(e) = end.error {
+    let mut len = file.metadata().map_err(|e| LogError::io(&path, e))?.len();
+    let (builder, end, zero_tail) = {
+        let map = Mapping::map(&file, &path, len)?;
+        let bytes = map.bytes(len);
+        let (builder, end) = index_bytes(bytes, base, s.index_interval_bytes, &mut producers);
+        let zero_tail = end.error.is_some() && is_zero_from(bytes, end.valid_len);
+        (builder, end, zero_tail)
+        // Unmapped here, before the zero tail is cut.
+    };
+    if zero_tail {
+        // A preallocated segment rolled but not yet cut to its data when
+        // the process stopped (segment/prealloc.rs): the rest is free space.
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| LogError::io(&path, e))?;
+        file.set_len(end.valid_len)
+            .map_err(|e| LogError::io(&path, e))?;
+        file.sync_all().map_err(|e| LogError::io(&path, e))?;
+        len = end.valid_len;
+    } else if let Some(e) = end.error {
         return Err(LogError::from_batch(path, end.valid_len, e));
     }
     let idx = encode_index_file(len, base, end.next_offset, &builder, &producers);
@@ -272,7 +297,7 @@ pub(crate) fn open_partition(
     let (active, write_pos, next_offset) = match active_base {
         None => {
             let base = sealed_next.unwrap_or(0);
-            (create_active(&s, base)?, 0, base)
+            (create_active(&s, base, s.preallocate_segments)?, 0, base)
         }
         Some(base) => {
             if sealed_next.is_some_and(|n| n != base) {
@@ -295,19 +320,22 @@ pub(crate) fn open_partition(
                 .open(&path)
                 .map_err(|e| LogError::io(&path, e))?;
             let len = file.metadata().map_err(|e| LogError::io(&path, e))?.len();
-            let (builder, end, witness) = {
+            let (builder, end, witness, zero_tail) = {
                 let scan_map = Mapping::map(&file, &path, len)?;
                 let bytes = scan_map.bytes(len);
                 let (builder, end) =
                     index_bytes(bytes, base, s.index_interval_bytes, &mut producers);
-                let witness = end.error.as_ref().and_then(|_| {
+                // The zeros after the data of a preallocated segment end it
+                // cleanly: kept (the writer goes on over them), not reported.
+                let zero_tail = end.error.is_some() && is_zero_from(bytes, end.valid_len);
+                let witness = end.error.as_ref().filter(|_| !zero_tail).and_then(|_| {
                     find_durable_witness(bytes, end.valid_len, end.next_offset, end.last_time_ms)
                 });
-                (builder, end, witness)
+                (builder, end, witness, zero_tail)
                 // The scan mapping is dropped here, before any truncation.
             };
             report.active_bytes_scanned = len;
-            if let Some(reason) = end.error {
+            if let Some(reason) = end.error.clone().filter(|_| !zero_tail) {
                 refuse_durable_damage(&s, &path, end.valid_len, &reason, witness)?;
                 file.set_len(end.valid_len)
                     .map_err(|e| LogError::io(&path, e))?;
@@ -340,6 +368,9 @@ pub(crate) fn open_partition(
         next_offset,
     ));
     let active_for_sync = active.clone();
+    let spare = s
+        .preallocate_segments
+        .then(|| Spare::new(&s.dir, s.segment_bytes_max));
     let partition = Arc::new_cyclic(|me| Partition {
         settings: s,
         me: me.clone(),
@@ -364,6 +395,11 @@ pub(crate) fn open_partition(
         queued: AtomicBool::new(false),
         archived: Mutex::new(None),
         snapshot_offset: Mutex::new(0),
+        spare,
+        sealers: Mutex::new(Vec::new()),
     });
+    if let Some(spare) = &partition.spare {
+        spare.prepare();
+    }
     Ok((partition, report))
 }

@@ -161,6 +161,9 @@ impl Partition {
         if offset > w.next_offset || offset < self.start_offset() {
             return Err(refuse("the offset is outside the partition"));
         }
+        // Seals run on their own threads (writer.rs) and never take the
+        // writer lock, held here: wait for them rather than refuse.
+        self.wait_for_seals();
         if !locking::read(&self.segments).sealing.is_empty() {
             return Err(refuse("a rolled segment is still being sealed"));
         }

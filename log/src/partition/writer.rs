@@ -23,6 +23,7 @@ use crate::limits::BATCH_BYTES_MAX;
 use crate::locking;
 use crate::mmap::Mapping;
 use crate::segment::index::{IndexBuilder, decode_index_header, encode_index_file};
+use crate::segment::prealloc::{self, Spare};
 use crate::segment::{ActiveSegment, SealedSegment, index_file_name, log_file_name};
 
 /// A rolled segment whose index file is still to be written.
@@ -57,20 +58,62 @@ pub(crate) struct SyncSnapshot {
     pub(crate) next_offset: u64,
 }
 
-/// Creates an empty segment file and maps it with room to grow.
+/// Creates an empty segment file and maps it with room to grow. With
+/// `zero_fill`, the file is first zero-filled to `segment_bytes_max`
+/// (segment/prealloc.rs); if that fails (a full disk, say) a plain
+/// growing file is created instead.
 pub(crate) fn create_active(
     p: &super::PartitionSettings,
     base: u64,
+    zero_fill: bool,
 ) -> Result<Arc<ActiveSegment>, LogError> {
     let path = p.dir.join(log_file_name(base));
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(|e| LogError::io(&path, e))?;
+    let preallocated = if zero_fill {
+        prealloc::create_zero_filled(&path, p.segment_bytes_max)
+            .map_err(|e| {
+                tracing::warn!(segment = %path.display(), error = %e, "preallocating a segment failed; it grows with its data instead");
+            })
+            .ok()
+    } else {
+        None
+    };
+    let file = match preallocated {
+        Some(f) => f,
+        None => OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| LogError::io(&path, e))?,
+    };
     io::sync_dir(&p.dir).map_err(|e| LogError::io(&p.dir, e))?;
     open_active(p, base, file, 0, IndexBuilder::new(p.index_interval_bytes))
+}
+
+/// The segment a roll starts: the partition's ready spare renamed into
+/// place if there is one, else a plain growing file (a roll never waits
+/// for zero-filling). Then starts preparing the next spare.
+fn create_next(
+    p: &super::PartitionSettings,
+    spare: Option<&Spare>,
+    base: u64,
+) -> Result<Arc<ActiveSegment>, LogError> {
+    let Some(spare) = spare else {
+        return create_active(p, base, false);
+    };
+    let path = p.dir.join(log_file_name(base));
+    let new = match spare.take_into(&path).map_err(|e| LogError::io(&path, e))? {
+        Some(file) => {
+            io::sync_dir(&p.dir).map_err(|e| LogError::io(&p.dir, e))?;
+            open_active(p, base, file, 0, IndexBuilder::new(p.index_interval_bytes))?
+        }
+        None => {
+            tracing::debug!(segment = %path.display(), "no spare segment ready at the roll; creating a growing one");
+            create_active(p, base, false)?
+        }
+    };
+    spare.prepare();
+    Ok(new)
 }
 
 /// Wraps an open segment file whose first `len` bytes are valid batches.
@@ -254,8 +297,11 @@ impl Partition {
         if self.settings.durability != Durability::None {
             self.mark_dirty();
         }
+        if let Some(spare) = &self.spare {
+            spare.note_appended(b.len);
+        }
         if let Some(seal) = seal {
-            self.finish_seal(seal);
+            self.seal_in_background(seal);
         }
         (ack, durable)
     }
@@ -305,7 +351,7 @@ impl Partition {
         let old = w.active.clone();
         s.io.sync(&old.file, &old.log_path)
             .map_err(|e| LogError::io(&old.log_path, e))?;
-        let new = create_active(s, w.next_offset)?; // fsyncs the directory
+        let new = create_next(s, self.spare.as_ref(), w.next_offset)?; // fsyncs the directory
         old.visible_len.fetch_max(w.write_pos, Ordering::AcqRel);
         {
             let mut segs = locking::write(&self.segments);
@@ -325,6 +371,48 @@ impl Partition {
         Ok(seal)
     }
 
+    /// Finishes a seal on its own thread, so that the appender whose batch
+    /// rolled the segment is not acknowledged only after the old
+    /// segment's index is sorted and written (tens of milliseconds for a
+    /// full segment: the ack maxima of `bench log`). Readers see the
+    /// segment through `Segments::sealing` meanwhile. Done inline if no
+    /// thread can be started.
+    fn seal_in_background(&self, seal: PendingSeal) {
+        let Some(me) = self.me.upgrade() else {
+            return self.finish_seal(seal);
+        };
+        let slot = Arc::new(std::sync::Mutex::new(Some(seal)));
+        let theirs = slot.clone();
+        let spawned = std::thread::Builder::new()
+            .name("dropline-seal".into())
+            .spawn(move || {
+                if let Some(seal) = locking::lock(&theirs).take() {
+                    me.finish_seal(seal);
+                }
+            });
+        match spawned {
+            Ok(h) => {
+                let mut sealers = locking::lock(&self.sealers);
+                sealers.retain(|h| !h.is_finished());
+                sealers.push(h);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start a seal thread; sealing inline");
+                if let Some(seal) = locking::lock(&slot).take() {
+                    self.finish_seal(seal);
+                }
+            }
+        }
+    }
+
+    /// Waits until every seal started so far has finished.
+    pub(crate) fn wait_for_seals(&self) {
+        let sealers = std::mem::take(&mut *locking::lock(&self.sealers));
+        for h in sealers {
+            let _ = h.join();
+        }
+    }
+
     /// Writes the index file of a rolled segment (atomically, with the
     /// producer snapshot) and moves it to the sealed set. A crash before
     /// this completes leaves a segment without index, which recovery
@@ -341,6 +429,17 @@ impl Partition {
     fn finish_seal_inner(&self, seal: &PendingSeal) -> Result<(), LogError> {
         let s = &self.settings;
         let base = seal.segment.base_offset;
+        // A preallocated segment is cut to its data, durably, before the
+        // index claims that length (a sealed segment's file length is its
+        // data length). Only zeros past the visible length go, which no
+        // reader is ever given (mmap.rs, invariant 3).
+        let (file, path) = (&seal.segment.file, &seal.segment.log_path);
+        let file_len = file.metadata().map_err(|e| LogError::io(path, e))?.len();
+        if file_len > seal.segment_bytes {
+            file.set_len(seal.segment_bytes)
+                .map_err(|e| LogError::io(path, e))?;
+            s.io.sync(file, path).map_err(|e| LogError::io(path, e))?;
+        }
         let idx = {
             let builder = locking::read(&seal.segment.index);
             encode_index_file(
@@ -421,7 +520,12 @@ impl Partition {
     /// `Log::close`. Holding the writer lock makes the two steps atomic
     /// with respect to appends.
     pub(crate) fn close_partition(&self) -> Result<(), LogError> {
+        if let Some(spare) = &self.spare {
+            spare.shutdown();
+        }
         let w = locking::lock(&self.writer);
+        // Under the writer lock no roll can start another seal.
+        self.wait_for_seals();
         let mut res = Ok(());
         if w.next_offset > self.progress.durable_offset() && !self.progress.is_poisoned() {
             let snap = SyncSnapshot {

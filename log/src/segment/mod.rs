@@ -7,6 +7,7 @@
 //! in-memory indexes that become its `.idx` at seal.
 
 pub(crate) mod index;
+pub(crate) mod prealloc;
 pub(crate) mod scan;
 
 use std::fs::File;
