@@ -30,6 +30,9 @@ pub const CHILD_APPENDS_MAX: u64 = 1_000_000;
 pub const SYNC_LATENCY_SAMPLES: usize = 400;
 /// Distinct keys are `records / RECORDS_PER_KEY` (10M records, 1M keys).
 pub const RECORDS_PER_KEY: u64 = 10;
+/// The benchmark's log zero-fills its segments ahead of the data
+/// (`LogConfig::preallocate_segments`), as does the crash child.
+pub const PREALLOCATE_SEGMENTS: bool = true;
 
 /// Arguments of `dropline bench log`.
 #[derive(Debug, Clone)]
@@ -109,6 +112,10 @@ pub fn run(args: &LogBenchArgs) -> Result<Report, LogBenchError> {
     let mut config = LogConfig::new(&log_dir);
     config.durability = args.durability;
     config.io_mode = args.io_mode;
+    // Segments zero-filled ahead of the data (the first one while the
+    // topic is created, before the clock starts; later ones in the
+    // background during the appends, whose disk writes they share).
+    config.preallocate_segments = PREALLOCATE_SEGMENTS;
     let log = Arc::new(Log::open(config.clone())?);
     log.create_topic(BENCH_TOPIC, TopicConfig::new(args.partitions.max(1)))?;
     let io_backend = format!("{:?}", log.io_backend());
@@ -218,6 +225,7 @@ pub fn run(args: &LogBenchArgs) -> Result<Report, LogBenchError> {
         .set("partitions", args.partitions)
         .set("durability", durability_name(args.durability))
         .set("io_backend", io_backend)
+        .set("preallocated_segments", PREALLOCATE_SEGMENTS)
         .set_f64("append_records_per_s", append_records_per_s, 0)
         .set_f64("append_mb_per_s", append_mb_per_s, 1)
         .set("ack_latency_us_p50", ack_latency.value_at_quantile(0.5))
@@ -434,7 +442,9 @@ fn recover_after_kill(
 /// after each durable append. Used by `dropline __log-append-child`.
 pub fn append_until_killed(dir: &Path) -> Result<(), LogBenchError> {
     use std::io::Write;
-    let log = Log::open(LogConfig::new(dir))?;
+    let mut config = LogConfig::new(dir);
+    config.preallocate_segments = PREALLOCATE_SEGMENTS;
+    let log = Log::open(config)?;
     let partition = log.partition(BENCH_TOPIC, 0)?;
     let value = vec![b'c'; 232];
     let stdout = std::io::stdout();
