@@ -9,6 +9,7 @@ mod adapter;
 mod admin;
 mod bench;
 mod carrier_sim;
+mod cluster;
 mod loadgen;
 mod log;
 mod log_compare;
@@ -35,6 +36,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Run a carrier adapter (webhooks, polling) that sends to a node.
     Adapter(adapter::AdapterArgs),
+    /// A replicated cluster: write its certificates and node files, show a node's status.
+    Cluster(cluster::ClusterArgs),
     /// Run the carrier simulator (UPS, FedEx, USPS and DHL formats).
     CarrierSim(carrier_sim::CarrierSimArgs),
     /// A parcel's history and every decision about it, or re-feed a range.
@@ -76,6 +79,7 @@ pub(crate) fn run() -> ExitCode {
         Command::Up(args) => up::run_up(args),
         Command::Serve(args) => serve::run(args),
         Command::Adapter(args) => adapter::run(args),
+        Command::Cluster(args) => cluster::run(args),
         Command::CarrierSim(args) => carrier_sim::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Status(args) => admin::status(args),

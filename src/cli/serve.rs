@@ -37,6 +37,9 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         config.http.listen = addr;
     }
     let runtime = super::runtime()?;
+    if let Some(section) = config.cluster.clone() {
+        return runtime.block_on(serve_cluster(&config, &section));
+    }
     runtime.block_on(async {
         let node = Node::start(&config).await?;
         println!("dropline node running");
@@ -64,5 +67,27 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         node.shutdown().await?;
         anyhow::Ok(())
     })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `serve` with a `[cluster]` section: replicated ingest only (the engine
+/// does not run in cluster mode yet).
+async fn serve_cluster(
+    config: &crate::node::NodeConfig,
+    section: &crate::node::config::ClusterSection,
+) -> anyhow::Result<ExitCode> {
+    let node = crate::node::cluster::ClusterServe::start(config, section).await?;
+    println!("dropline cluster node {} running", section.node_id);
+    println!("  data dir      {}", config.data_dir.display());
+    println!("  QUIC ingest   {}", node.quic_addr());
+    println!("  TLS sha256    {}", node.fingerprint());
+    println!("  HTTP          http://{}/metrics", node.http_addr());
+    println!(
+        "  engine        not running: cluster mode replicates ingest only (docs/OPERATIONS.md, Cluster)"
+    );
+    println!("ready");
+    tokio::signal::ctrl_c().await?;
+    println!("stopping");
+    node.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }

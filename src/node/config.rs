@@ -44,6 +44,63 @@ pub(crate) struct NodeConfig {
     /// Notification delivery; absent: the node writes notification
     /// intents but sends nothing.
     pub(crate) delivery: Option<DeliverySection>,
+    /// A replicated cluster; absent: a single node.
+    pub(crate) cluster: Option<ClusterSection>,
+}
+
+/// Default replicas per partition.
+pub(crate) const REPLICATION_DEFAULT: usize = 3;
+/// Default Raft tick, in ms (an election after 10 ticks without a leader).
+pub(crate) const CLUSTER_TICK_MS_DEFAULT: u64 = 100;
+
+/// `[cluster]`: this node's place in a replicated cluster (see
+/// docs/OPERATIONS.md, "Cluster"). Every node's file lists the same peers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClusterSection {
+    /// This node's id: one of `peers`.
+    pub(crate) node_id: u64,
+    /// A name for people (logs, status); default `node-<id>`.
+    #[serde(default)]
+    pub(crate) name: Option<String>,
+    /// Replicas per partition (default 3, at most the node count).
+    #[serde(default = "replication_default")]
+    pub(crate) replication: usize,
+    /// Directory with `ca.pem` and this node's `node-<id>.pem` and
+    /// `node-<id>-key.pem` (written by `dropline cluster init`).
+    pub(crate) certs_dir: PathBuf,
+    /// Raft tick, in ms.
+    #[serde(default = "tick_ms_default")]
+    pub(crate) tick_ms: u64,
+    /// Every node of the cluster, this one included, in placement order.
+    pub(crate) peers: Vec<PeerEntry>,
+}
+
+fn replication_default() -> usize {
+    REPLICATION_DEFAULT
+}
+
+fn tick_ms_default() -> u64 {
+    CLUSTER_TICK_MS_DEFAULT
+}
+
+/// `[[cluster.peers]]`: one node as every node knows it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PeerEntry {
+    /// Node id (non-zero, unique; its Raft id).
+    pub(crate) id: u64,
+    /// A name for people.
+    #[serde(default)]
+    pub(crate) name: Option<String>,
+    /// UDP address of its peer endpoint (QUIC, mutual TLS).
+    pub(crate) peer_addr: SocketAddr,
+    /// `host:port` adapters reach its QUIC ingest at (what a follower
+    /// answers `not_leader` with).
+    pub(crate) ingest_addr: String,
+    /// Its HTTP address (status and metrics), if it serves one.
+    #[serde(default)]
+    pub(crate) http_addr: Option<SocketAddr>,
 }
 
 /// `[quic]`.
@@ -108,6 +165,7 @@ impl Default for NodeConfig {
             quic: QuicConfig::default(),
             http: HttpSection::default(),
             delivery: None,
+            cluster: None,
         }
     }
 }
@@ -560,5 +618,28 @@ burst = 2
         assert_eq!(hash[1], 0xff);
         assert_eq!(to_hex(&hash), config.quic.adapters[0].token_sha256);
         assert!(parse_sha256_hex("zz").is_none());
+    }
+
+    #[test]
+    fn cluster_section_with_defaults() {
+        let config: NodeConfig = toml::from_str(
+            "[cluster]\nnode_id = 2\ncerts_dir = \"/c\"\n\
+             [[cluster.peers]]\nid = 1\npeer_addr = \"127.0.0.1:9001\"\ningest_addr = \"127.0.0.1:7401\"\n\
+             [[cluster.peers]]\nid = 2\npeer_addr = \"127.0.0.1:9002\"\ningest_addr = \"127.0.0.1:7402\"\nhttp_addr = \"127.0.0.1:7482\"\n",
+        )
+        .unwrap();
+        let c = config.cluster.unwrap();
+        assert_eq!(c.node_id, 2);
+        assert_eq!(c.replication, REPLICATION_DEFAULT);
+        assert_eq!(c.tick_ms, CLUSTER_TICK_MS_DEFAULT);
+        assert_eq!(c.peers.len(), 2);
+        assert_eq!(
+            c.peers[1].http_addr,
+            Some("127.0.0.1:7482".parse().unwrap())
+        );
+        assert!(NodeConfig::default().cluster.is_none());
+        let unknown: Result<NodeConfig, _> =
+            toml::from_str("[cluster]\nnode_id = 1\ncerts_dir = \"/c\"\npeers = []\nbogus = 1\n");
+        assert!(unknown.is_err(), "unknown keys are refused");
     }
 }

@@ -3,6 +3,7 @@
 //! notification delivery, and stops them in order. Nothing here decides
 //! anything about shipments; it only wires the crates.
 
+pub(crate) mod cluster;
 pub(crate) mod config;
 pub(crate) mod delivery;
 mod sources;
