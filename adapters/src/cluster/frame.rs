@@ -83,16 +83,22 @@ impl PeerFrameError {
     }
 }
 
-/// Encodes `messages` (group id, message) as one frame.
+/// Encodes `messages` (group id, message) as one frame. A message that
+/// does not encode (protobuf refuses it) is left out, as if lost.
 pub fn encode_frame(messages: &[(u32, Message)]) -> Vec<u8> {
     let mut body = Vec::with_capacity(4 + messages.len() * 64);
-    body.extend_from_slice(&(messages.len() as u32).to_le_bytes());
+    body.extend_from_slice(&[0; 4]);
+    let mut count: u32 = 0;
     for (group, m) in messages {
-        let bytes = m.write_to_bytes().unwrap_or_default();
+        let Ok(bytes) = m.write_to_bytes() else {
+            continue;
+        };
+        count += 1;
         body.extend_from_slice(&group.to_le_bytes());
         body.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
         body.extend_from_slice(&bytes);
     }
+    body[..4].copy_from_slice(&count.to_le_bytes());
     let mut out = Vec::with_capacity(PEER_FRAME_HEADER_BYTES + body.len());
     out.extend_from_slice(PEER_FRAME_MAGIC);
     out.push(PEER_FRAME_VERSION);

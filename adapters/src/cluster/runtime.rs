@@ -26,7 +26,7 @@ use dropline_engine::cluster::{
 };
 use dropline_log::{Log, LogConfig, Record, TopicConfig};
 use raft::StateRole;
-use raft::eraftpb::Message;
+use raft::eraftpb::{Message, MessageType};
 use tokio::sync::{oneshot, watch};
 
 use super::tls::PeerTls;
@@ -604,6 +604,12 @@ impl Driver {
         match input {
             Input::Messages(msgs) => {
                 for (group, m) in msgs {
+                    // Only messages for this node, and never a proposal:
+                    // followers do not forward them, so one arriving from
+                    // the network would bypass the leader's checks.
+                    if m.to != self.config.node_id || m.get_msg_type() == MessageType::MsgPropose {
+                        continue;
+                    }
                     let Some(i) = self.group_index(group) else {
                         continue;
                     };
@@ -716,23 +722,41 @@ impl Driver {
             }
         }
         // One group commit: every replica with an unsynced tail, in
-        // parallel (one fdatasync per partition file), all awaited.
-        let synced: Vec<(usize, Result<Vec<Message>, String>)> = std::thread::scope(|s| {
-            let handles: Vec<_> = self
-                .groups
+        // parallel (one fdatasync per partition file), all awaited; a
+        // single one runs on this thread.
+        let needing = self
+            .groups
+            .iter()
+            .filter(|g| g.replica.as_ref().is_some_and(|r| r.needs_sync()))
+            .count();
+        let synced: Vec<(usize, Result<Vec<Message>, String>)> = if needing <= 1 {
+            self.groups
                 .iter_mut()
                 .enumerate()
                 .filter_map(|(i, g)| {
                     let r = g.replica.as_mut()?;
                     r.needs_sync()
-                        .then(|| (i, s.spawn(move || r.sync().map_err(|e| e.to_string()))))
+                        .then(|| (i, r.sync().map_err(|e| e.to_string())))
                 })
-                .collect();
-            handles
-                .into_iter()
-                .map(|(i, h)| (i, h.join().unwrap_or_else(|_| Err("sync panicked".into()))))
                 .collect()
-        });
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = self
+                    .groups
+                    .iter_mut()
+                    .enumerate()
+                    .filter_map(|(i, g)| {
+                        let r = g.replica.as_mut()?;
+                        r.needs_sync()
+                            .then(|| (i, s.spawn(move || r.sync().map_err(|e| e.to_string()))))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|(i, h)| (i, h.join().unwrap_or_else(|_| Err("sync panicked".into()))))
+                    .collect()
+            })
+        };
         for (i, res) in synced {
             let g = &mut self.groups[i];
             match res {

@@ -41,7 +41,7 @@ impl ReplicatedSink {
     }
 }
 
-fn map_err(partition: u32, producer: ProducerSeq, err: ProposeError) -> SinkError {
+fn map_err(partition: u32, partitions: u32, producer: ProducerSeq, err: ProposeError) -> SinkError {
     match err {
         ProposeError::NotLeader {
             leader_ingest_addr, ..
@@ -50,7 +50,7 @@ fn map_err(partition: u32, producer: ProducerSeq, err: ProposeError) -> SinkErro
         },
         ProposeError::UnknownPartition { partition } => SinkError::PartitionOutOfRange {
             partition,
-            partitions: partition,
+            partitions,
         },
         ProposeError::Stale => SinkError::StaleSequence {
             producer_id: producer.producer_id,
@@ -108,7 +108,8 @@ impl IngestSink for ReplicatedSink {
         };
         let fut = self.node.propose(partition, seq, owned);
         Ok(Box::pin(async move {
-            fut.await.map_err(|e| map_err(partition, producer, e))
+            fut.await
+                .map_err(|e| map_err(partition, partitions, producer, e))
         }))
     }
 
