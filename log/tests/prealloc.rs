@@ -279,3 +279,34 @@ fn a_log_written_without_preallocation_opens_and_grows_with_it() {
     let log = Log::open(config(dir.path(), false)).unwrap();
     check_all(&log, 900);
 }
+
+#[test]
+fn a_leftover_spare_is_refilled_by_a_preallocating_open_and_deleted_by_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = new_log(dir.path());
+    append(&log, 0, 10);
+    log.close().unwrap();
+    // A spare as a crash in the middle of zero-filling may leave it.
+    let spare = partition_dir(dir.path()).join("next-segment.log.tmp");
+    std::fs::write(&spare, vec![0x5a; 10_000]).unwrap();
+
+    // Reused: refilled with zeros before any roll takes it.
+    let log = Log::open(config(dir.path(), true)).unwrap();
+    assert!(log.recovery_report().partitions[0].removed_files.is_empty());
+    append(&log, 10, 1000);
+    check_all(&log, 1000);
+    log.close().unwrap();
+    let report = verify(dir.path()).unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+    assert_eq!(report.records, 2000);
+
+    // Without preallocation it is deleted at open.
+    std::fs::write(&spare, vec![0x5a; 10_000]).unwrap();
+    let log = Log::open(config(dir.path(), false)).unwrap();
+    assert_eq!(
+        log.recovery_report().partitions[0].removed_files,
+        vec![spare.clone()]
+    );
+    assert!(!spare.exists());
+    check_all(&log, 1000);
+}
