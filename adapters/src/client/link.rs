@@ -524,6 +524,20 @@ impl Link {
             None => None,
         };
         let target = target.unwrap_or((i + 1) % nodes.len());
+        self.move_partition(p, i, target, nodes, queues);
+    }
+
+    /// Resends partition `p`'s unacknowledged batches (answered by node
+    /// `i`, oldest first) to node `target`, after a backoff unless it is a
+    /// first move to another node.
+    fn move_partition(
+        &self,
+        p: usize,
+        i: usize,
+        target: usize,
+        nodes: &mut [NodeLink],
+        queues: &mut [PartitionQueue],
+    ) {
         let q = &mut queues[p];
         // The reply consumed one of the batches on node i; the rest of what
         // was sent there will be answered there and must be skipped.
@@ -605,7 +619,19 @@ impl Link {
                         self.redirect(p, i, &message, nodes, queues);
                         return AfterReply::Keep;
                     }
-                    Some(code) if code.is_retryable() => return AfterReply::DropConnection,
+                    // The node is shutting down: reconnect (elsewhere
+                    // if it stays away).
+                    Some(ErrorCode::ShuttingDown) => return AfterReply::DropConnection,
+                    // Refused for now (replication backpressure, storage,
+                    // a sequence gap behind that refusal): resend the
+                    // partition's batches to the same node after a backoff,
+                    // skipping the answers still due for the rest.
+                    Some(code) if code.is_retryable() => {
+                        if queues[p].sent > 0 {
+                            self.move_partition(p, i, i, nodes, queues);
+                        }
+                        return AfterReply::Keep;
+                    }
                     _ => (sequence, Err(code)),
                 }
             }
