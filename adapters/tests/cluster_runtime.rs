@@ -33,23 +33,36 @@ fn ingest_addr(id: u64) -> String {
 struct Cluster {
     root: tempfile::TempDir,
     specs: Vec<NodeSpec>,
+    partitions: u32,
+    replication: usize,
     nodes: Vec<Option<Arc<ClusterNode>>>,
 }
 
-fn config(root: &Path, specs: &[NodeSpec], id: u64) -> ClusterConfig {
+fn config(
+    root: &Path,
+    specs: &[NodeSpec],
+    id: u64,
+    partitions: u32,
+    replication: usize,
+) -> ClusterConfig {
     let mut c = ClusterConfig::new(
         id,
         specs.to_vec(),
-        1,
+        partitions,
         root.join(format!("node-{id}")),
         root.join("certs"),
     );
     c.tick = Duration::from_millis(50);
+    c.replication = replication;
     c
 }
 
 impl Cluster {
     async fn start(n: u64) -> Cluster {
+        Cluster::start_with(n, 1, 3).await
+    }
+
+    async fn start_with(n: u64, partitions: u32, replication: usize) -> Cluster {
         let root = tempfile::tempdir().unwrap();
         let ids: Vec<u64> = (1..=n).collect();
         generate_cluster_certs(&root.path().join("certs"), &ids, &["127.0.0.1".to_string()])
@@ -69,12 +82,17 @@ impl Cluster {
             .collect();
         let mut nodes = Vec::new();
         for (&id, socket) in ids.iter().zip(sockets) {
-            let node = ClusterNode::start_with_socket(config(root.path(), &specs, id), socket)
-                .await
-                .unwrap();
+            let cfg = config(root.path(), &specs, id, partitions, replication);
+            let node = ClusterNode::start_with_socket(cfg, socket).await.unwrap();
             nodes.push(Some(Arc::new(node)));
         }
-        Cluster { root, specs, nodes }
+        Cluster {
+            root,
+            specs,
+            partitions,
+            replication,
+            nodes,
+        }
     }
 
     fn live(&self) -> Vec<Arc<ClusterNode>> {
@@ -83,12 +101,18 @@ impl Cluster {
 
     /// Waits until some live node leads partition 0; returns its id.
     async fn leader(&self) -> u64 {
+        self.leader_of(0).await
+    }
+
+    /// Waits until some live node leads `partition`; returns its id.
+    async fn leader_of(&self, partition: u32) -> u64 {
         let live = self.live();
         let waits = live.iter().map(|n| {
             let n = n.clone();
             async move {
                 n.wait_for(WAIT, |s| {
-                    s.partition(0).is_some_and(|p| p.role == Role::Leader)
+                    s.partition(partition)
+                        .is_some_and(|p| p.role == Role::Leader)
                 })
                 .await
                 .map(|s| s.node_id)
@@ -112,10 +136,14 @@ impl Cluster {
     async fn restart(&mut self, id: u64) {
         let addr: SocketAddr = self.specs[(id - 1) as usize].peer_addr;
         let socket = UdpSocket::bind(addr).unwrap();
-        let node =
-            ClusterNode::start_with_socket(config(self.root.path(), &self.specs, id), socket)
-                .await
-                .unwrap();
+        let cfg = config(
+            self.root.path(),
+            &self.specs,
+            id,
+            self.partitions,
+            self.replication,
+        );
+        let node = ClusterNode::start_with_socket(cfg, socket).await.unwrap();
         self.nodes[(id - 1) as usize] = Some(Arc::new(node));
     }
 
@@ -123,6 +151,10 @@ impl Cluster {
     /// leads, following `not_leader` and retrying transient refusals, until
     /// acknowledged.
     async fn append(&self, seq: u64) -> IngestAck {
+        self.append_to(0, seq).await
+    }
+
+    async fn append_to(&self, partition: u32, seq: u64) -> IngestAck {
         let deadline = Instant::now() + WAIT;
         let key = format!("parcel-{seq}");
         let value = format!("scan {seq} ").repeat(1 + (seq % 7) as usize);
@@ -139,9 +171,9 @@ impl Cluster {
                 Instant::now() < deadline,
                 "sequence {seq} not acknowledged in time"
             );
-            let leader = self.leader().await;
+            let leader = self.leader_of(partition).await;
             let sink = ReplicatedSink::new(self.node(leader)).unwrap();
-            let result = match sink.append(0, producer, &records) {
+            let result = match sink.append(partition, producer, &records) {
                 Ok(durable) => durable.await,
                 Err(err) => Err(err),
             };
@@ -153,7 +185,8 @@ impl Cluster {
                     let node = self.node(leader);
                     let _ = node
                         .wait_for(Duration::from_secs(2), |s| {
-                            s.partition(0).is_none_or(|p| p.role != Role::Leader)
+                            s.partition(partition)
+                                .is_none_or(|p| p.role != Role::Leader)
                         })
                         .await;
                 }
@@ -164,8 +197,11 @@ impl Cluster {
 }
 
 /// The committed batches of partition 0 on `node`, as stored.
-fn committed_batches(node: &ClusterNode, end: u64) -> Vec<Vec<u8>> {
-    let p = node.log().partition(CARRIER_EVENTS_TOPIC, 0).unwrap();
+fn committed_batches(node: &ClusterNode, partition: u32, end: u64) -> Vec<Vec<u8>> {
+    let p = node
+        .log()
+        .partition(CARRIER_EVENTS_TOPIC, partition)
+        .unwrap();
     let mut out = Vec::new();
     let mut from = 0;
     while from < end {
@@ -182,27 +218,43 @@ fn committed_batches(node: &ClusterNode, end: u64) -> Vec<Vec<u8>> {
     out
 }
 
-fn committed_offset(s: &ClusterStatus) -> u64 {
-    s.partition(0).map_or(0, |p| p.committed_offset)
+fn committed_offset(s: &ClusterStatus, partition: u32) -> u64 {
+    s.partition(partition).map_or(0, |p| p.committed_offset)
 }
 
 /// Waits until every live node has applied up to the leader's committed
 /// offset, then checks that all hold the same bytes; returns the batch
 /// count.
 async fn assert_identical(c: &Cluster) -> usize {
-    let leader = c.node(c.leader().await);
-    let end = committed_offset(&leader.status());
+    assert_identical_at(c, 0).await
+}
+
+/// The same for `partition`, on the live nodes that hold it.
+async fn assert_identical_at(c: &Cluster, partition: u32) -> usize {
+    let leader = c.node(c.leader_of(partition).await);
+    let end = committed_offset(&leader.status(), partition);
     let mut reference: Option<Vec<Vec<u8>>> = None;
+    let holders = leader.config().replicas_of(partition);
+    let mut checked = 0;
     for n in c.live() {
-        n.wait_for(WAIT, |s| committed_offset(s) >= end)
+        if !holders.contains(&n.node_id()) {
+            assert!(n.status().partition(partition).is_none());
+            continue;
+        }
+        n.wait_for(WAIT, |s| committed_offset(s, partition) >= end)
             .await
             .unwrap_or_else(|| panic!("node {} did not catch up to offset {end}", n.node_id()));
-        let batches = committed_batches(&n, end);
+        let batches = committed_batches(&n, partition, end);
+        checked += 1;
         match &reference {
             None => reference = Some(batches),
             Some(r) => assert_eq!(r, &batches, "node {} differs", n.node_id()),
         }
     }
+    assert!(
+        checked >= 2,
+        "partition {partition} checked on {checked} nodes"
+    );
     reference.map_or(0, |r| r.len())
 }
 
@@ -291,6 +343,61 @@ async fn three_nodes_replicate_fail_over_and_catch_up() {
     assert_eq!(p.followers.len(), 2, "{p:?}");
 
     drop(leader);
+    for id in 1..=3 {
+        c.stop(id).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_are_placed_on_a_rotation_and_replicated_independently() {
+    let mut c = Cluster::start_with(3, 4, 2).await;
+    let cfg = c.node(1).config().clone();
+    // Two replicas each, on consecutive nodes of the rotation.
+    assert_eq!(cfg.replicas_of(0), vec![1, 2]);
+    assert_eq!(cfg.replicas_of(1), vec![2, 3]);
+    assert_eq!(cfg.replicas_of(2), vec![3, 1]);
+    assert_eq!(cfg.replicas_of(3), vec![1, 2]);
+    for n in c.live() {
+        let hosted: Vec<u32> = (0..4)
+            .filter(|&p| cfg.replicas_of(p).contains(&n.node_id()))
+            .collect();
+        let reported: Vec<u32> = n
+            .wait_for(WAIT, |s| s.partitions.len() == hosted.len())
+            .await
+            .expect("status of every hosted partition")
+            .partitions
+            .iter()
+            .map(|p| p.partition)
+            .collect();
+        assert_eq!(reported, hosted, "node {}", n.node_id());
+    }
+    for seq in 0..6 {
+        for p in 0..4 {
+            c.append_to(p, seq).await;
+        }
+    }
+    for p in 0..4 {
+        let batches = assert_identical_at(&c, p).await;
+        assert!(batches >= 6, "partition {p}: {batches} batches");
+    }
+    // A node that holds no replica of partition 1 sends adapters to one
+    // that does.
+    let sink = ReplicatedSink::new(c.node(1)).unwrap();
+    let record = [RecordRef {
+        key: b"k",
+        value: b"v",
+    }];
+    let producer = ProducerSeq {
+        producer_id: 5,
+        sequence: 0,
+    };
+    let err = match sink.append(1, producer, &record) {
+        Ok(durable) => durable.await.unwrap_err(),
+        Err(err) => err,
+    };
+    assert_eq!(err.code(), ErrorCode::NotLeader);
+    assert_eq!(err.to_string(), ingest_addr(2));
+    drop(sink);
     for id in 1..=3 {
         c.stop(id).await;
     }
