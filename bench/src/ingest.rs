@@ -73,7 +73,7 @@ pub enum IngestBenchError {
 }
 
 /// A canonical event whose key plus encoded value is [`EVENT_BYTES`].
-fn template() -> (CarrierEvent, Vec<u8>) {
+pub(crate) fn template() -> (CarrierEvent, Vec<u8>) {
     let mut event = CarrierEvent {
         tracking_number: "1Z0000000000000000".into(),
         carrier: Carrier::Ups,
@@ -120,7 +120,7 @@ fn write_key(key: &mut [u8; KEY_BYTES], adapter: u32, index: u64) {
     }
 }
 
-fn parse_key(key: &[u8]) -> Option<(u32, u64)> {
+pub(crate) fn parse_key(key: &[u8]) -> Option<(u32, u64)> {
     if key.len() != KEY_BYTES || &key[..2] != b"1Z" {
         return None;
     }

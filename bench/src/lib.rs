@@ -1,6 +1,7 @@
 //! `dropline bench ...`: system benchmarks with references measured in the
 //! same run, HDR latency histograms, and one JSON object as the last line.
 
+pub mod cluster;
 pub mod compare;
 pub mod delivery;
 pub mod delivery_rig;

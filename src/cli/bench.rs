@@ -47,6 +47,28 @@ enum BenchCommand {
         #[arg(long, default_value = "target/bench-log")]
         dir: PathBuf,
     },
+    /// A replicated cluster of child `serve` processes; the leader of
+    /// partition 0 is killed halfway (single-node ingest as the reference).
+    Cluster {
+        /// Nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: u64,
+        /// Events to send.
+        #[arg(long, default_value_t = 200_000)]
+        events: u64,
+        /// Partitions of `carrier-events`.
+        #[arg(long, default_value_t = 4)]
+        partitions: u32,
+        /// Records per batch.
+        #[arg(long, default_value_t = 256)]
+        batch: u32,
+        /// Client linger time, in µs.
+        #[arg(long, default_value_t = 2_000)]
+        linger_us: u64,
+        /// Directory for the nodes' data.
+        #[arg(long, default_value = "target/bench-cluster")]
+        dir: PathBuf,
+    },
     /// Adapters sending 250-byte events over QUIC with durable acks.
     Ingest {
         /// Events to send in total.
@@ -253,6 +275,26 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 child_exe: std::env::current_exe().ok(),
             };
             let report = dropline_bench::log::run(&args)?;
+            report.print();
+        }
+        BenchCommand::Cluster {
+            nodes,
+            events,
+            partitions,
+            batch,
+            linger_us,
+            dir,
+        } => {
+            let args = dropline_bench::cluster::ClusterBenchArgs {
+                nodes,
+                events,
+                partitions,
+                batch,
+                linger_us,
+                dir,
+                exe: std::env::current_exe()?,
+            };
+            let report = dropline_bench::cluster::run(&args)?;
             report.print();
         }
         BenchCommand::Ingest {
