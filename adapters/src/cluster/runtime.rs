@@ -255,7 +255,10 @@ pub(crate) enum Input {
     Stop,
 }
 
-/// A replicated node: its replicas, driver and transport.
+/// A replicated node: its replicas, driver and transport. Stop it with
+/// [`ClusterNode::shutdown`]; dropping it only stops the driver (the
+/// transport's tasks end with the tokio runtime, the log with its last
+/// handle).
 pub struct ClusterNode {
     config: Arc<ClusterConfig>,
     log: Arc<Log>,
