@@ -330,7 +330,7 @@ impl Link {
             }
             let now = tokio::time::Instant::now();
             for (i, n) in nodes.iter_mut().enumerate() {
-                let wanted = i == 0 || queues.iter().any(|q| q.node == i);
+                let wanted = queues.iter().any(|q| q.node == i);
                 if wanted
                     && n.conn.is_none()
                     && n.connecting.is_none()
