@@ -142,3 +142,54 @@ async fn real_log_holds_every_event_once() {
     }
     assert_exactly_once(all, 2_000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_takes_what_fits_in_order_and_the_node_gets_it_once() {
+    let node_dir = tempfile::tempdir().unwrap();
+    let spool_dir = tempfile::tempdir().unwrap();
+    let sink = Arc::new(MemorySink::new(2));
+    let server = start(node_dir.path(), loopback(), sink.clone()).await;
+    let addr = server.local_addr();
+    let mut config = client_config(&server, "adapter-a", TOKEN_A);
+    server.shutdown().await;
+    config.partitions = Some(2);
+    config.batch_bytes_max = 4096;
+    config.buffered_bytes_max = 8192;
+    config.spool = Some(SpoolConfig {
+        dir: spool_dir.path().to_path_buf(),
+    });
+    // The node is down: what fits is durable in the spool when the call
+    // returns, and every event after the first refusal is refused too
+    // (same size, no room freed meanwhile).
+    let client = IngestClient::connect(config.clone()).await.unwrap();
+    let events: Vec<_> = (0..1_000).map(event).collect();
+    let outcomes = client.try_send_batch(&events).await;
+    assert_eq!(outcomes.len(), events.len());
+    let taken = outcomes.iter().take_while(|o| o.is_ok()).count() as u64;
+    assert!(taken > 10 && taken < 1_000, "taken {taken}");
+    for o in &outcomes[taken as usize..] {
+        assert!(
+            matches!(
+                o,
+                Err(ClientError::SpoolFull {
+                    bytes_max: 8192,
+                    ..
+                })
+            ),
+            "{o:?}"
+        );
+    }
+    let m = client.metrics();
+    assert_eq!(m.spool_full_refusals, 1_000 - taken);
+    assert_eq!(m.spool_depth_events, taken);
+    client.abort().await;
+
+    // The node back and a new client on the spool: every taken event
+    // arrives once, none of the refused ones.
+    let server = start(node_dir.path(), addr, sink.clone()).await;
+    let client = IngestClient::connect(config).await.unwrap();
+    client.flush().await.unwrap();
+    assert_exactly_once(keys(&sink), taken);
+    client.close().await.unwrap();
+    server.shutdown().await;
+}

@@ -140,26 +140,21 @@ impl ClientSink {
 }
 
 impl EventSink for ClientSink {
-    fn accept<'a>(
-        &'a self,
-        events: &'a [CarrierEvent],
-    ) -> impl Future<Output = Vec<Result<(), SinkRefusal>>> + Send + 'a {
-        // join_all polls in order, and a send takes its place in the batch
-        // on its first poll, so events keep their order.
-        let sends = events.iter().map(|e| self.client.try_send(e));
-        async move {
-            futures_util::future::join_all(sends)
-                .await
-                .into_iter()
-                .map(|r| match r {
-                    Ok(()) => Ok(()),
-                    Err(ClientError::SpoolFull { .. }) => Err(SinkRefusal::Full),
-                    Err(e) => Err(SinkRefusal::Failed {
-                        reason: e.to_string(),
-                    }),
-                })
-                .collect()
-        }
+    async fn accept(&self, events: &[CarrierEvent]) -> Vec<Result<(), SinkRefusal>> {
+        // One call for the whole body: the events take their places in
+        // order under one lock, and the wait is once per spool batch.
+        self.client
+            .try_send_batch(events)
+            .await
+            .into_iter()
+            .map(|r| match r {
+                Ok(()) => Ok(()),
+                Err(ClientError::SpoolFull { .. }) => Err(SinkRefusal::Full),
+                Err(e) => Err(SinkRefusal::Failed {
+                    reason: e.to_string(),
+                }),
+            })
+            .collect()
     }
 
     fn depth_events(&self) -> u64 {

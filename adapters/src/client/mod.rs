@@ -16,6 +16,7 @@
 //! nothing. Without a spool, events are held in memory until acknowledged.
 
 pub(crate) mod backoff;
+mod batch;
 mod batcher;
 mod config;
 mod error;
