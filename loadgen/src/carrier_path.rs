@@ -217,7 +217,7 @@ fn journeys(scans: &[(CarrierEvent, u64)]) -> Vec<Journey> {
 /// One webhook on its way.
 struct Push {
     carrier: Carrier,
-    body: Vec<u8>,
+    body: axum::body::Bytes,
     intended_us: Vec<u64>,
     ids: Vec<u64>,
 }
@@ -308,7 +308,7 @@ impl WebhookTarget {
         tokio::spawn(async move {
             let push = Push {
                 carrier,
-                body: render_webhook_batch(carrier, &journeys(&scans)),
+                body: render_webhook_batch(carrier, &journeys(&scans)).into(),
                 intended_us: scans.iter().map(|(_, t)| *t).collect(),
                 ids: scans.iter().map(|(e, _)| Identity::Scan.of(e)).collect(),
             };
@@ -348,6 +348,7 @@ async fn deliver(
             .post(url)
             .header("content-type", "application/json")
             .header(signature_header(push.carrier), &signature)
+            // A retry resends the same bytes without copying them.
             .body(push.body.clone())
             .send()
             .await;
