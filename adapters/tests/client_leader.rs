@@ -202,7 +202,10 @@ async fn a_leader_change_mid_stream_loses_and_duplicates_nothing() {
     // answers them `not_leader` (its acks lost with its leadership); the
     // client must resend them to B, which answers with the original
     // offsets instead of appending them again.
-    nodes.leadership.a_commits_then_refuses.store(3, Ordering::SeqCst);
+    nodes
+        .leadership
+        .a_commits_then_refuses
+        .store(3, Ordering::SeqCst);
     nodes.leadership.leader.store(2, Ordering::SeqCst);
     for i in 3_000..6_000 {
         client.send(&event(i)).await.unwrap();
@@ -212,7 +215,10 @@ async fn a_leader_change_mid_stream_loses_and_duplicates_nothing() {
     assert_exactly_once(all_keys(&nodes.shared), 6_000);
     assert_eq!(m.events_acked, 6_000, "{m:?}");
     assert_eq!(
-        nodes.leadership.a_commits_then_refuses.load(Ordering::SeqCst),
+        nodes
+            .leadership
+            .a_commits_then_refuses
+            .load(Ordering::SeqCst),
         0,
         "A committed batches it refused"
     );
