@@ -212,8 +212,6 @@ fn leader_killed_under_load_loses_nothing_and_the_restarted_node_catches_up() {
         config.partitions = Some(PARTITIONS);
         config.batch_records_max = 64;
         config.linger_us = 1_000;
-        // One batch in flight per partition (see bench/src/cluster.rs).
-        config.inflight_batches_per_partition = 1;
         config.connect_timeout_ms = 1_000;
         config.idle_timeout_ms = 1_500;
         config.backoff_initial_ms = 20;

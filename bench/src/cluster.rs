@@ -391,11 +391,6 @@ async fn drive(
     config.linger_us = args.linger_us;
     config.buffered_bytes_max =
         (u64::from(args.partitions) * 8 * u64::from(args.batch) * EVENT_BYTES as u64).max(8 << 20);
-    // One batch in flight per partition: the leader checks a producer's
-    // next sequence against its applied log, so a second batch proposed
-    // before the first is applied is refused ("producer sequence gap")
-    // and resent.
-    config.inflight_batches_per_partition = 1;
     config.connect_timeout_ms = 1_000;
     config.idle_timeout_ms = 1_500;
     config.backoff_initial_ms = 20;

@@ -296,11 +296,7 @@ impl Replica {
             }
             // Entries Raft holds but has not handed to storage yet (stepped
             // in from the previous leader, no `ready` since).
-            let unstable = self.node.raft.raft_log.unstable.entries.iter().any(|e| {
-                !e.get_data().is_empty()
-                    && decode_batch(e.get_data()).ok().and_then(|b| b.producer()) == Some(p)
-            });
-            if unstable {
+            if self.unstable_holds(p) {
                 self.waiting.insert(p);
                 return Ok(Proposal::Pending);
             }
@@ -317,6 +313,10 @@ impl Replica {
                     return Ok(Proposal::Pending);
                 }
                 ProducerCheck::Stale => return Ok(Proposal::Stale),
+                // The predecessor is proposed here and not applied yet: the
+                // batch goes behind it in the same leader's log, so it can
+                // only commit after it (a producer pipelines its batches).
+                ProducerCheck::OutOfOrder if self.follows_uncommitted(p) => {}
                 ProducerCheck::OutOfOrder => {
                     return Ok(Proposal::Refused {
                         reason: "producer sequence gap",
@@ -349,6 +349,33 @@ impl Replica {
             self.waiting.insert(p);
         }
         Ok(Proposal::Proposed { index })
+    }
+
+    /// Whether `p`'s predecessor is in this replica's Raft log but not yet
+    /// in its partition log: proposed by this leader in its current term,
+    /// or stepped in from an earlier leader and not yet handed to storage.
+    fn follows_uncommitted(&self, p: ProducerSeq) -> bool {
+        if p.sequence == 0 {
+            return false;
+        }
+        let prev = ProducerSeq {
+            producer_id: p.producer_id,
+            sequence: p.sequence - 1,
+        };
+        if let Some(&(index, term)) = self.proposed.get(&prev)
+            && self.node.raft.raft_log.term(index).ok() == Some(term)
+        {
+            return true;
+        }
+        self.unstable_holds(prev)
+    }
+
+    /// Whether Raft holds a batch of `p` it has not handed to storage yet.
+    fn unstable_holds(&self, p: ProducerSeq) -> bool {
+        self.node.raft.raft_log.unstable.entries.iter().any(|e| {
+            !e.get_data().is_empty()
+                && decode_batch(e.get_data()).ok().and_then(|b| b.producer()) == Some(p)
+        })
     }
 
     /// Processes Raft's pending work: persists the hard state and cuts a
