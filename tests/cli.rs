@@ -352,3 +352,125 @@ fn log_verify_compare_reports_identical_lagging_and_diverging_replicas() {
     assert_eq!(first["end_offset_a"], 5);
     assert_eq!(first["end_offset_b"], 4);
 }
+
+#[test]
+fn cluster_init_with_hosts_puts_each_node_on_its_host_and_in_its_certificate() {
+    use rustls::client::danger::ServerCertVerifier as _;
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    let hosts = ["10.9.8.1", "10.9.8.2", "10.9.8.3"];
+    let out = dropline(&[
+        "cluster",
+        "init",
+        "--nodes",
+        "3",
+        "--hosts",
+        &hosts.join(","),
+        "--dir",
+        root,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // Node 2 listens on its host on the fixed ports; every file lists every
+    // host in node order.
+    let file = std::fs::read_to_string(dir.path().join("node-2.toml")).unwrap();
+    let config: toml::Value = toml::from_str(&file).unwrap();
+    assert_eq!(config["quic"]["listen"].as_str(), Some("10.9.8.2:7471"));
+    assert_eq!(config["http"]["listen"].as_str(), Some("10.9.8.2:7480"));
+    let peers = config["cluster"]["peers"].as_array().unwrap();
+    for (i, (peer, host)) in peers.iter().zip(hosts).enumerate() {
+        assert_eq!(peer["id"].as_integer(), Some(i as i64 + 1));
+        assert_eq!(peer["peer_addr"].as_str(), Some(&*format!("{host}:7470")));
+        assert_eq!(peer["ingest_addr"].as_str(), Some(&*format!("{host}:7471")));
+        assert_eq!(peer["http_addr"].as_str(), Some(&*format!("{host}:7480")));
+    }
+
+    // Node 2's certificate verifies, against the cluster CA, for its own
+    // address and the adapters' server name, and not for another host's.
+    let certs = dir.path().join("certs");
+    let ca = CertificateDer::from_pem_file(certs.join("ca.pem")).unwrap();
+    let cert = CertificateDer::from_pem_file(certs.join("node-2.pem")).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca).unwrap();
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        std::sync::Arc::new(roots),
+        std::sync::Arc::new(rustls::crypto::ring::default_provider()),
+    )
+    .build()
+    .unwrap();
+    let verify = |name: &str| {
+        verifier.verify_server_cert(
+            &cert,
+            &[],
+            &ServerName::try_from(name.to_string()).unwrap(),
+            &[],
+            UnixTime::now(),
+        )
+    };
+    verify("10.9.8.2").unwrap();
+    verify("dropline-node").unwrap();
+    assert!(
+        verify("10.9.8.1").is_err(),
+        "node 2's certificate names node 1's host"
+    );
+    assert!(
+        verify("127.0.0.1").is_err(),
+        "a --hosts certificate names loopback"
+    );
+
+    // One address per node, no more, no less, and no host twice.
+    let out = dropline(&[
+        "cluster",
+        "init",
+        "--nodes",
+        "3",
+        "--hosts",
+        "10.9.8.1,10.9.8.2",
+        "--dir",
+        root,
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("one per node"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = dropline(&[
+        "cluster",
+        "init",
+        "--nodes",
+        "2",
+        "--hosts",
+        "10.9.8.1,10.9.8.1",
+        "--dir",
+        root,
+    ]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("twice"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn cluster_init_without_hosts_stays_on_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dropline(&[
+        "cluster",
+        "init",
+        "--nodes",
+        "2",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let file = std::fs::read_to_string(dir.path().join("node-1.toml")).unwrap();
+    let config: toml::Value = toml::from_str(&file).unwrap();
+    for peer in config["cluster"]["peers"].as_array().unwrap() {
+        for key in ["peer_addr", "ingest_addr", "http_addr"] {
+            let addr: std::net::SocketAddr = peer[key].as_str().unwrap().parse().unwrap();
+            assert!(addr.ip().is_loopback(), "{key} {addr}");
+            assert_ne!(addr.port(), 0);
+        }
+    }
+}

@@ -1,8 +1,9 @@
-//! `dropline cluster init|status`: write a loopback cluster's certificates
-//! and per-node configuration files; read a node's cluster status.
+//! `dropline cluster init|status`: write a cluster's certificates and
+//! per-node configuration files (loopback on free ports, or one host per
+//! node on fixed ports with `--hosts`); read a node's cluster status.
 
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -20,7 +21,8 @@ pub(crate) struct ClusterArgs {
 #[derive(Debug, clap::Subcommand)]
 enum ClusterCommand {
     /// Write a cluster CA, one certificate per node, an adapter token and
-    /// one `node-<id>.toml` per node (loopback addresses on free ports).
+    /// one `node-<id>.toml` per node (loopback addresses on free ports, or
+    /// one host per node with `--hosts`).
     Init(InitArgs),
     /// Print a node's cluster status (roles, terms, leaders, lag).
     Status(StatusArgs),
@@ -45,7 +47,30 @@ pub(crate) struct InitArgs {
     /// Raft tick, in ms.
     #[arg(long, default_value_t = crate::node::config::CLUSTER_TICK_MS_DEFAULT)]
     tick_ms: u64,
+    /// One IP address per node, comma-separated, in node order (as many as
+    /// `--nodes`): node `i` listens on the `i`-th address on the fixed
+    /// ports below, and its certificate names that address. Without it,
+    /// every node is on 127.0.0.1 on ports free at that moment.
+    #[arg(long, value_delimiter = ',')]
+    hosts: Vec<IpAddr>,
+    /// With `--hosts`: the UDP port of node-to-node QUIC on every host.
+    #[arg(long, default_value_t = PEER_PORT_DEFAULT)]
+    peer_port: u16,
+    /// With `--hosts`: the UDP port of QUIC ingest (adapters) on every host.
+    #[arg(long, default_value_t = INGEST_PORT_DEFAULT)]
+    ingest_port: u16,
+    /// With `--hosts`: the TCP port of HTTP (health, metrics, cluster
+    /// status) on every host.
+    #[arg(long, default_value_t = HTTP_PORT_DEFAULT)]
+    http_port: u16,
 }
+
+/// Node-to-node QUIC (UDP) with `--hosts`.
+pub(crate) const PEER_PORT_DEFAULT: u16 = 7470;
+/// QUIC ingest (UDP) with `--hosts`.
+pub(crate) const INGEST_PORT_DEFAULT: u16 = 7471;
+/// HTTP (TCP) with `--hosts`; also `cluster status`'s default port.
+pub(crate) const HTTP_PORT_DEFAULT: u16 = 7480;
 
 /// Arguments of `dropline cluster status`.
 #[derive(Debug, clap::Args)]
@@ -84,7 +109,62 @@ struct Planned {
     peer: SocketAddr,
     ingest: SocketAddr,
     http: SocketAddr,
+    /// The names in the node's certificate besides `node-<id>`.
+    cert_names: Vec<String>,
 }
+
+/// Each node's addresses and certificate names: loopback on free ports, or
+/// node `i` on `hosts[i]` on the fixed ports.
+fn plan(args: &InitArgs, ids: &[u64]) -> anyhow::Result<Vec<Planned>> {
+    let mut planned = Vec::new();
+    if args.hosts.is_empty() {
+        for &id in ids {
+            let lo = |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+            planned.push(Planned {
+                id,
+                peer: lo(free_udp_port()?),
+                ingest: lo(free_udp_port()?),
+                http: lo(free_tcp_port()?),
+                cert_names: vec![
+                    "127.0.0.1".to_string(),
+                    "localhost".to_string(),
+                    SERVER_NAME.to_string(),
+                ],
+            });
+        }
+        return Ok(planned);
+    }
+    if args.hosts.len() as u64 != args.nodes {
+        anyhow::bail!(
+            "--hosts names {} addresses for {} nodes: give one per node",
+            args.hosts.len(),
+            args.nodes
+        );
+    }
+    for (i, host) in args.hosts.iter().enumerate() {
+        if args.hosts[..i].contains(host) {
+            anyhow::bail!(
+                "--hosts names {host} twice: each node needs its own host (the ports are fixed)"
+            );
+        }
+    }
+    if args.peer_port == args.ingest_port {
+        anyhow::bail!("--peer-port and --ingest-port are both UDP: they must differ");
+    }
+    for (&id, &host) in ids.iter().zip(&args.hosts) {
+        planned.push(Planned {
+            id,
+            peer: SocketAddr::new(host, args.peer_port),
+            ingest: SocketAddr::new(host, args.ingest_port),
+            http: SocketAddr::new(host, args.http_port),
+            cert_names: vec![host.to_string(), SERVER_NAME.to_string()],
+        });
+    }
+    Ok(planned)
+}
+
+/// The name every node's certificate carries, which adapters connect with.
+const SERVER_NAME: &str = "dropline-node";
 
 fn quoted(path: &Path) -> String {
     toml_string(&path.display().to_string())
@@ -103,28 +183,15 @@ fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
     let dir = std::fs::canonicalize(&args.dir)?;
     let certs = dir.join("certs");
     let ids: Vec<u64> = (1..=args.nodes).collect();
-    dropline_adapters::cluster::generate_cluster_certs(
-        &certs,
-        &ids,
-        &[
-            "127.0.0.1".to_string(),
-            "localhost".to_string(),
-            "dropline-node".to_string(),
-        ],
-    )
-    .context("writing the cluster certificates")?;
+    let planned = plan(args, &ids)?;
+    let names: Vec<(u64, Vec<String>)> = planned
+        .iter()
+        .map(|p| (p.id, p.cert_names.clone()))
+        .collect();
+    dropline_adapters::cluster::generate_cluster_certs_named(&certs, &names)
+        .context("writing the cluster certificates")?;
     let token = crate::node::read_or_create_token(&dir, "adapter.token")?;
     let token_sha256 = to_hex(&dropline_adapters::ingest::token_sha256(token.as_bytes()));
-    let mut planned = Vec::new();
-    for &id in &ids {
-        let lo = |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        planned.push(Planned {
-            id,
-            peer: lo(free_udp_port()?),
-            ingest: lo(free_udp_port()?),
-            http: lo(free_tcp_port()?),
-        });
-    }
     let mut peers = String::new();
     for p in &planned {
         let _ = write!(
@@ -133,9 +200,14 @@ fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
             p.id, p.id, p.peer, p.ingest, p.http
         );
     }
+    let kind = if args.hosts.is_empty() {
+        "loopback cluster"
+    } else {
+        "cluster, one host per node"
+    };
     for p in &planned {
         let text = format!(
-            "# Node {id} of a {n}-node loopback cluster (dropline cluster init).\n\
+            "# Node {id} of a {n}-node {kind} (dropline cluster init).\n\
              data_dir = {data}\n\
              partitions = {partitions}\n\
              \n[quic]\nlisten = \"{ingest}\"\n\

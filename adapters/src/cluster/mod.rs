@@ -25,5 +25,7 @@ pub use runtime::{
     ProposeError, Role, StartError,
 };
 pub use sink::ReplicatedSink;
-pub use tls::{PEER_ALPN, PeerTls, PeerTlsError, generate_cluster_certs};
+pub use tls::{
+    PEER_ALPN, PeerTls, PeerTlsError, generate_cluster_certs, generate_cluster_certs_named,
+};
 pub use transport::PeerMetricsSnapshot;

@@ -87,6 +87,18 @@ pub fn generate_cluster_certs(
     nodes: &[u64],
     extra_names: &[String],
 ) -> Result<(), PeerTlsError> {
+    let named: Vec<(u64, Vec<String>)> =
+        nodes.iter().map(|&id| (id, extra_names.to_vec())).collect();
+    generate_cluster_certs_named(dir, &named)
+}
+
+/// Like [`generate_cluster_certs`], with names per node: node `id`'s
+/// certificate names `node-<id>` and its own list (e.g. the address of its
+/// host, which no other node's certificate names).
+pub fn generate_cluster_certs_named(
+    dir: &Path,
+    nodes: &[(u64, Vec<String>)],
+) -> Result<(), PeerTlsError> {
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     let ca_key = rcgen::KeyPair::generate()?;
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
@@ -106,7 +118,8 @@ pub fn generate_cluster_certs(
     )?;
     write_file(&dir.join("ca.pem"), ca_cert.pem().as_bytes(), 0o644)?;
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    for &id in nodes {
+    for (id, extra_names) in nodes {
+        let id = *id;
         let mut names = vec![node_name(id)];
         names.extend(extra_names.iter().cloned());
         let mut params = rcgen::CertificateParams::new(names)?;
