@@ -277,6 +277,25 @@ impl Net {
     }
 }
 
+impl Net {
+    /// `tc -s qdisc show` of host `i`'s link: what the rate limit passed,
+    /// dropped and held back (`overlimits`).
+    pub fn link_stats(&self, i: usize) -> String {
+        let out = run(&[
+            "tc",
+            "-s",
+            "-n",
+            &self.host_ns(i),
+            "qdisc",
+            "show",
+            "dev",
+            "eth0",
+        ])
+        .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
 impl Drop for Net {
     fn drop(&mut self) {
         let _ = run(&["ip", "link", "del", &format!("dl{}r", self.tag)]);
