@@ -5,7 +5,8 @@
 //! and every replica's log read back afterwards.
 //!
 //! Figures: `events_per_s` (all events, failover included, until the last
-//! ack), `ack_latency_us_p99`, `failover_ms` (from the kill, once the
+//! ack), `ack_latency_us_p99`, the same before the kill
+//! (`steady_events_per_s`, `steady_ack_latency_us_p99`), `failover_ms` (from the kill, once the
 //! process is reaped, to the first acknowledged batch of partition 0 after
 //! it), `lost` and `duplicates` (the worst surviving replica), and the
 //! single-node durable ingest throughput measured in the same run by the
@@ -244,8 +245,15 @@ struct Driven {
     failover_ms: Option<f64>,
     victim: u64,
     p99_us: u64,
+    /// Events acknowledged before the kill, the time they took, and the
+    /// ack latency p99 until then: the replicated steady state.
+    steady_events: u64,
+    steady_seconds: f64,
+    steady_p99_us: u64,
     redirects: u64,
     resent: u64,
+    /// Events per acknowledged batch, on average.
+    events_per_batch: f64,
 }
 
 fn run_in(args: &ClusterBenchArgs, run_dir: &Path) -> Result<Report, ClusterBenchError> {
@@ -322,14 +330,24 @@ fn run_in(args: &ClusterBenchArgs, run_dir: &Path) -> Result<Report, ClusterBenc
         .set("killed_node", driven.victim)
         .set("leader_redirects", driven.redirects)
         .set("batches_resent", driven.resent)
+        .set_f64("events_per_batch", driven.events_per_batch, 1)
         .set_f64("single_node_events_per_s", single, 0)
         .set_f64("ratio_vs_single_node", per_s / single.max(1.0), 2);
+    let steady_per_s = driven.steady_events as f64 / driven.steady_seconds.max(1e-9);
+    report
+        .set_f64("steady_events_per_s", steady_per_s, 0)
+        .set("steady_ack_latency_us_p99", driven.steady_p99_us)
+        .set_f64(
+            "steady_ratio_vs_single_node",
+            steady_per_s / single.max(1.0),
+            2,
+        );
     match driven.failover_ms {
         Some(ms) => report.set_f64("failover_ms", ms, 0),
         None => report.set("failover_ms", serde_json::Value::Null),
     };
     report.note(
-        "events_per_s counts the whole run, failover included; every node and the client share one machine",
+        "events_per_s counts the whole run, failover included; steady_* the first half, before the kill; every node and the client share one machine",
     );
     Ok(report)
 }
@@ -460,6 +478,12 @@ async fn drive(
         }
         let _ = tokio::time::timeout(left, acked_wake.notified()).await;
     }
+    let steady_seconds = start.elapsed().as_secs_f64();
+    let steady_events = acked.load(Ordering::Relaxed);
+    let steady_p99_us = histogram
+        .lock()
+        .map(|h| h.value_at_quantile(0.99))
+        .unwrap_or(0);
     let victim = leader_of(nodes[0].http, 0).await;
     let victim = if victim == 0 {
         wait_leader(nodes[0].http, 0, 0).await?
@@ -504,7 +528,11 @@ async fn drive(
         failover_ms,
         victim,
         p99_us,
+        steady_events,
+        steady_seconds,
+        steady_p99_us,
         redirects: m.leader_redirects,
         resent: m.batches_resent,
+        events_per_batch: m.events_acked as f64 / m.batches_acked.max(1) as f64,
     })
 }

@@ -132,6 +132,8 @@ struct Stats {
     refused: u64,
     /// Proposals accepted behind an uncommitted one of the same producer.
     pipelined: u64,
+    /// Syncs started without waiting (completed by a later poll).
+    started_syncs: u64,
 }
 
 struct Sim {
@@ -185,9 +187,25 @@ impl Sim {
         self.send(id, msgs);
     }
 
+    /// The fdatasync boundary: either waited for at once, or started (the
+    /// write goes to the partition) and completed by a later poll, with
+    /// proposals, peer messages and readies in between, as the cluster
+    /// runtime's driver does.
     fn sync(&mut self, id: u64) {
+        let wait = self.rng.chance(500);
         let Some(r) = self.node_mut(id) else { return };
-        let msgs = r.sync().expect("sync");
+        if wait {
+            let msgs = r.sync().expect("sync");
+            self.send(id, msgs);
+        } else {
+            r.start_sync().expect("start sync");
+            self.stats.started_syncs += 1;
+        }
+    }
+
+    fn poll_sync(&mut self, id: u64) {
+        let Some(r) = self.node_mut(id) else { return };
+        let msgs = r.poll_sync().expect("poll sync");
         self.send(id, msgs);
     }
 
@@ -408,6 +426,9 @@ impl Sim {
             }
             if self.rng.chance(500) {
                 self.sync(id);
+            }
+            if self.rng.chance(300) {
+                self.poll_sync(id);
             }
         }
         for ci in 0..self.clients.len() {

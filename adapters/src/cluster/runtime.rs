@@ -6,10 +6,13 @@
 //! queued input (peer messages, proposals, link failures); tick every
 //! replica when the tick is due (every `tick` with ±25 % jitter drawn per
 //! node, so the nodes' election timers drift apart as in the simulation);
-//! `ready` every replica; then one group commit for all replicas that need
-//! it (their fdatasyncs run in parallel, one per partition file, and the
-//! turn waits for all); send each peer all its messages of the turn as one
-//! frame; complete the proposers whose batches committed.
+//! for every replica, `ready` (new entries into its unsynced tail), the
+//! completion of a finished fdatasync (the messages that waited for it),
+//! and the start of the next one: the tail is written to the partition as
+//! one group commit, the partition's syncer runs the fdatasync, and a task
+//! wakes the driver when it completes, so the turn never waits for a disk
+//! (see [`drive_group`]); send each peer all its messages of the turn as
+//! one frame; complete the proposers whose batches committed.
 //!
 //! Placement is static: by default partition `p` is replicated on `R`
 //! consecutive nodes of the configured order starting at node `p mod n`
@@ -251,6 +254,8 @@ pub(crate) enum Input {
         records: Vec<(Vec<u8>, Vec<u8>)>,
         reply: Reply,
     },
+    /// A partition's pending fdatasync completed (or failed).
+    Synced,
     /// Stop.
     Stop,
 }
@@ -355,6 +360,7 @@ impl ClusterNode {
                 voters,
                 replica: Some(replica),
                 was_leader: false,
+                watched: None,
                 waiters: HashMap::new(),
             });
         }
@@ -383,6 +389,8 @@ impl ClusterNode {
             leaders: leaders.clone(),
             elections: 0,
             rng: config.node_id.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ now_ms(),
+            wake: to_driver.clone(),
+            runtime: tokio::runtime::Handle::current(),
         };
         let driver = std::thread::Builder::new()
             .name(format!("cluster-driver-{}", config.node_id))
@@ -521,6 +529,8 @@ struct Group {
     /// `None` once the replica failed.
     replica: Option<Replica>,
     was_leader: bool,
+    /// The durable offset a wake-up task waits for (see [`Driver::turn`]).
+    watched: Option<u64>,
     /// Proposers waiting per producer batch, with the log time stamped.
     waiters: HashMap<dropline_log::ProducerSeq, (u64, Vec<Reply>)>,
 }
@@ -535,6 +545,9 @@ struct Driver {
     leaders: Arc<Mutex<HashMap<u32, u64>>>,
     elections: u64,
     rng: u64,
+    /// For the wake-up tasks of pending fdatasyncs.
+    wake: std::sync::mpsc::Sender<Input>,
+    runtime: tokio::runtime::Handle,
 }
 
 impl Driver {
@@ -640,7 +653,8 @@ impl Driver {
                 records,
                 reply,
             } => self.propose(partition, producer, records, reply),
-            Input::Stop => {}
+            // The turn that follows polls every pending sync.
+            Input::Synced | Input::Stop => {}
         }
     }
 
@@ -713,61 +727,9 @@ impl Driver {
     fn turn(&mut self) {
         let mut outbox: HashMap<u64, Vec<(u32, Message)>> = HashMap::new();
         for g in &mut self.groups {
-            let Some(r) = g.replica.as_mut() else {
-                continue;
-            };
-            match r.ready() {
-                Ok(msgs) => route(&mut outbox, g.partition, msgs),
-                Err(err) => {
-                    tracing::error!(partition = g.partition, %err, "replica failed on ready");
-                    fail_group(g, &err.to_string());
-                }
-            }
-        }
-        // One group commit: every replica with an unsynced tail, in
-        // parallel (one fdatasync per partition file), all awaited; a
-        // single one runs on this thread.
-        let needing = self
-            .groups
-            .iter()
-            .filter(|g| g.replica.as_ref().is_some_and(|r| r.needs_sync()))
-            .count();
-        let synced: Vec<(usize, Result<Vec<Message>, String>)> = if needing <= 1 {
-            self.groups
-                .iter_mut()
-                .enumerate()
-                .filter_map(|(i, g)| {
-                    let r = g.replica.as_mut()?;
-                    r.needs_sync()
-                        .then(|| (i, r.sync().map_err(|e| e.to_string())))
-                })
-                .collect()
-        } else {
-            std::thread::scope(|s| {
-                let handles: Vec<_> = self
-                    .groups
-                    .iter_mut()
-                    .enumerate()
-                    .filter_map(|(i, g)| {
-                        let r = g.replica.as_mut()?;
-                        r.needs_sync()
-                            .then(|| (i, s.spawn(move || r.sync().map_err(|e| e.to_string()))))
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|(i, h)| (i, h.join().unwrap_or_else(|_| Err("sync panicked".into()))))
-                    .collect()
-            })
-        };
-        for (i, res) in synced {
-            let g = &mut self.groups[i];
-            match res {
-                Ok(msgs) => route(&mut outbox, g.partition, msgs),
-                Err(err) => {
-                    tracing::error!(partition = g.partition, %err, "replica failed on sync");
-                    fail_group(g, &err);
-                }
+            if let Err(err) = drive_group(g, &mut outbox, &self.wake, &self.runtime) {
+                tracing::error!(partition = g.partition, %err, "replica failed");
+                fail_group(g, &err.to_string());
             }
         }
         let mut unreachable = Vec::new();
@@ -884,6 +846,46 @@ impl Driver {
                 true
             }
         });
+    }
+}
+
+/// One group's part of a turn: Raft's ready (messages to send at once; new
+/// entries into the unsynced tail), completion of a finished fdatasync
+/// (the messages that waited for it, and the ready after it), and the start
+/// of the next one: the tail is written to the partition, whose syncer runs
+/// the fdatasync while the driver goes on; a task wakes the driver when it
+/// completes. So a replica's fdatasync overlaps its peers' round trips and
+/// the other partitions' work, instead of holding up the whole turn.
+fn drive_group(
+    g: &mut Group,
+    outbox: &mut HashMap<u64, Vec<(u32, Message)>>,
+    wake: &std::sync::mpsc::Sender<Input>,
+    runtime: &tokio::runtime::Handle,
+) -> Result<(), dropline_engine::cluster::ClusterError> {
+    let Some(r) = g.replica.as_mut() else {
+        return Ok(());
+    };
+    route(outbox, g.partition, r.ready()?);
+    loop {
+        route(outbox, g.partition, r.poll_sync()?);
+        if !r.needs_sync() {
+            return Ok(());
+        }
+        // Nothing written to wait for (a ready without entries): the next
+        // poll completes it at once.
+        let Some(target) = r.start_sync()? else {
+            continue;
+        };
+        if g.watched != Some(target) {
+            g.watched = Some(target);
+            let durable = r.storage().log().partition().data_ready(target - 1);
+            let wake = wake.clone();
+            runtime.spawn(async move {
+                let _ = durable.await;
+                let _ = wake.send(Input::Synced);
+            });
+        }
+        return Ok(());
     }
 }
 

@@ -4,11 +4,16 @@
 //! Why an explicit unsynced tail: Raft may count an entry only once it is
 //! durable on a member, and a crash may lose whatever was not fdatasynced.
 //! Entries handed to [`PartitionReplicaLog::append`] wait in memory until
-//! [`PartitionReplicaLog::sync`] writes them to the partition and waits for
-//! the covering fdatasync; that call is the one fdatasync boundary, so the
-//! simulation can crash a replica exactly there ([`PartitionReplicaLog::
-//! crash`] drops the tail, as a power cut drops the page cache). Batching
-//! the tail into one sync per Raft ready is the group commit.
+//! [`PartitionReplicaLog::start_sync`] writes them to the partition (the
+//! partition's syncer runs the covering fdatasync) and
+//! [`PartitionReplicaLog::mark_durable`] records that it completed;
+//! [`PartitionReplicaLog::sync`] does both, waiting. Between the two the
+//! entries are *written*: kept in memory too (Raft reads them to send to
+//! followers; the partition serves only durable data), and never cut off
+//! the partition while their fdatasync may still run (a truncation waits
+//! for it first). [`PartitionReplicaLog::crash`] drops the tail, as a
+//! power cut drops the page cache. Batching the tail into one write per
+//! Raft ready is the group commit.
 //!
 //! Index to offset: an in-memory vector of (base offset, last offset) per
 //! entry, rebuilt by reading the partition at open (8 + 8 bytes per entry;
@@ -16,7 +21,7 @@
 
 use std::sync::Arc;
 
-use dropline_log::{AppendAck, Partition, ProducerSeq, decode_batch};
+use dropline_log::{AppendAck, Durable, Partition, ProducerSeq, decode_batch};
 
 use super::ClusterError;
 
@@ -39,8 +44,15 @@ pub enum ProducerCheck {
 #[derive(Debug)]
 pub struct PartitionReplicaLog {
     partition: Arc<Partition>,
-    /// (base offset, last offset) of each durable entry; entry `i` at `i - 1`.
+    /// (base offset, last offset) of each entry in the partition (durable
+    /// or written); entry `i` at `i - 1`.
     placed: Vec<(u64, u64)>,
+    /// How many of `placed` are known durable.
+    durable: usize,
+    /// The batches of `placed[durable..]`: written, fdatasync pending.
+    writing: Vec<Vec<u8>>,
+    /// The handle of the newest write, until it is known durable.
+    pending: Option<Durable>,
     /// Entries written by Raft but not yet in the partition.
     tail: Vec<Vec<u8>>,
 }
@@ -69,7 +81,10 @@ impl PartitionReplicaLog {
         }
         Ok(PartitionReplicaLog {
             partition,
+            durable: placed.len(),
             placed,
+            writing: Vec::new(),
+            pending: None,
             tail: Vec::new(),
         })
     }
@@ -79,34 +94,41 @@ impl PartitionReplicaLog {
         &self.partition
     }
 
-    /// Index of the last entry (durable or in the tail).
+    /// Index of the last entry (durable, written or in the tail).
     pub fn last_index(&self) -> u64 {
         (self.placed.len() + self.tail.len()) as u64
     }
 
     /// Index of the last durable entry.
     pub fn durable_index(&self) -> u64 {
+        self.durable as u64
+    }
+
+    /// Index of the last entry in the partition (durable or written).
+    pub fn written_index(&self) -> u64 {
         self.placed.len() as u64
     }
 
-    /// Offsets of a durable entry.
+    /// Offsets of an entry in the partition (durable or written).
     pub fn placement(&self, index: u64) -> Option<(u64, u64)> {
         let i = usize::try_from(index.checked_sub(1)?).ok()?;
         self.placed.get(i).copied()
     }
 
-    /// The stored batch of entry `index` (placed if durable, as proposed
-    /// if still in the tail).
+    /// The stored batch of entry `index` (placed if durable, as written
+    /// or proposed if not durable yet).
     pub fn batch(&self, index: u64) -> Result<Vec<u8>, ClusterError> {
-        let durable = self.placed.len() as u64;
+        let durable = self.durable as u64;
         if index == 0 || index > self.last_index() {
             return Err(ClusterError::Unavailable { index });
         }
         if index > durable {
             let at = usize::try_from(index - durable - 1).unwrap_or(usize::MAX);
             return self
-                .tail
-                .get(at)
+                .writing
+                .iter()
+                .chain(self.tail.iter())
+                .nth(at)
                 .cloned()
                 .ok_or(ClusterError::Unavailable { index });
         }
@@ -123,34 +145,81 @@ impl PartitionReplicaLog {
         self.tail.push(batch);
     }
 
-    /// Keeps entries `1..=keep` and removes the rest, durably.
+    /// Keeps entries `1..=keep` and removes the rest, durably. Cutting into
+    /// the partition first waits for a pending fdatasync: the partition must
+    /// not publish a durable offset over bytes it no longer holds.
     pub fn truncate(&mut self, keep: u64) -> Result<(), ClusterError> {
-        let durable = self.placed.len() as u64;
-        if keep >= durable {
-            let keep_tail = usize::try_from(keep - durable).unwrap_or(usize::MAX);
+        let written = self.placed.len() as u64;
+        if keep >= written {
+            let keep_tail = usize::try_from(keep - written).unwrap_or(usize::MAX);
             self.tail.truncate(keep_tail);
             return Ok(());
         }
         self.tail.clear();
+        self.wait_durable()?;
         let (cut, _) = self.placed[keep as usize];
         self.partition.truncate_to(cut)?;
         self.placed.truncate(keep as usize);
+        self.durable = self.placed.len();
         Ok(())
     }
 
     /// Writes the tail to the partition and waits for the fdatasync that
     /// covers it. Everything up to [`Self::last_index`] is durable after.
     pub fn sync(&mut self) -> Result<(), ClusterError> {
-        let mut last = None;
-        for batch in self.tail.drain(..) {
+        self.start_sync()?;
+        self.wait_durable()
+    }
+
+    /// Writes the tail to the partition; its fdatasync runs on the
+    /// partition's syncer. Returns the index of the last entry written.
+    pub fn start_sync(&mut self) -> Result<u64, ClusterError> {
+        for batch in std::mem::take(&mut self.tail) {
             let (ack, durable) = self.partition.append_replicated(&batch)?;
             self.placed.push((ack.base_offset, ack.last_offset));
-            last = Some(durable);
+            self.writing.push(batch);
+            self.pending = Some(durable);
         }
-        if let Some(d) = last {
+        Ok(self.written_index())
+    }
+
+    /// Whether every written entry is durable (checks, never blocks).
+    pub fn poll_durable(&mut self) -> Result<bool, ClusterError> {
+        match &self.pending {
+            None => Ok(true),
+            Some(d) if d.is_durable() => {
+                self.mark_durable();
+                Ok(true)
+            }
+            Some(_) => {
+                if self.partition.is_poisoned() {
+                    // The fdatasync failed: waiting returns its error.
+                    self.wait_durable()?;
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    /// Blocks until every written entry is durable.
+    pub fn wait_durable(&mut self) -> Result<(), ClusterError> {
+        if let Some(d) = self.pending.take() {
             d.wait()?;
         }
+        self.mark_durable();
         Ok(())
+    }
+
+    /// The durable offset the newest write waits for (`None`: nothing
+    /// pending), for an asynchronous wake-up ([`Partition::data_ready`]).
+    pub fn pending_offset(&self) -> Option<u64> {
+        self.pending.as_ref().map(|d| d.target_offset())
+    }
+
+    fn mark_durable(&mut self) {
+        self.pending = None;
+        self.durable = self.placed.len();
+        self.writing.clear();
     }
 
     /// Loses the unsynced tail, as a crash before the fdatasync would.

@@ -112,6 +112,9 @@ pub struct Replica {
     /// Ready numbers whose entries are in the unsynced tail, with the
     /// messages to send once they are durable.
     unsynced: Vec<(u64, Vec<Message>)>,
+    /// Ready numbers whose entries are written, their fdatasync pending
+    /// ([`Replica::start_sync`]), with the messages that wait for it.
+    in_flight: Vec<(u64, Vec<Message>)>,
     /// Producer batches this leader proposed and has not applied:
     /// (raft index, term).
     proposed: HashMap<ProducerSeq, (u64, u64)>,
@@ -164,6 +167,7 @@ impl Replica {
         Ok(Replica {
             node,
             unsynced: Vec::new(),
+            in_flight: Vec::new(),
             proposed: HashMap::new(),
             waiting: HashSet::new(),
             acks: Vec::new(),
@@ -410,13 +414,54 @@ impl Replica {
     }
 
     /// Makes the unsynced tail durable (one fdatasync), tells Raft, and
-    /// returns the messages that waited for it.
+    /// returns the messages that waited for it: [`Replica::start_sync`],
+    /// a wait, then [`Replica::poll_sync`].
     pub fn sync(&mut self) -> Result<Vec<Message>, ClusterError> {
-        let Some(&(number, _)) = self.unsynced.last() else {
+        self.start_sync()?;
+        self.node.mut_store().log_mut().wait_durable()?;
+        self.finish_sync()
+    }
+
+    /// Writes the unsynced tail to the partition, whose syncer runs the
+    /// covering fdatasync meanwhile; the caller goes on (proposals, peer
+    /// messages, more readies) and calls [`Replica::poll_sync`] when it
+    /// completes. Returns the partition offset whose durability completes
+    /// it (`None`: nothing pending), for a wake-up through
+    /// [`dropline_log::Partition::data_ready`].
+    pub fn start_sync(&mut self) -> Result<Option<u64>, ClusterError> {
+        if !self.unsynced.is_empty() {
+            self.node.mut_store().log_mut().start_sync()?;
+            self.in_flight.append(&mut self.unsynced);
+        }
+        Ok(self.node.store().log().pending_offset())
+    }
+
+    /// Whether a write started by [`Replica::start_sync`] awaits its
+    /// fdatasync.
+    pub fn sync_pending(&self) -> bool {
+        !self.in_flight.is_empty()
+    }
+
+    /// If the pending fdatasync completed: tells Raft and returns the
+    /// messages that waited for it (and those of the `ready` that follows).
+    /// Never blocks; empty while it runs.
+    pub fn poll_sync(&mut self) -> Result<Vec<Message>, ClusterError> {
+        if self.in_flight.is_empty() || !self.node.mut_store().log_mut().poll_durable()? {
+            return Ok(Vec::new());
+        }
+        self.finish_sync()
+    }
+
+    /// Everything written is durable: every ready in flight is persisted.
+    fn finish_sync(&mut self) -> Result<Vec<Message>, ClusterError> {
+        let Some(&(number, _)) = self.in_flight.last() else {
             return Ok(Vec::new());
         };
-        self.node.mut_store().log_mut().sync()?;
-        let mut out: Vec<Message> = self.unsynced.drain(..).flat_map(|(_, msgs)| msgs).collect();
+        let mut out: Vec<Message> = self
+            .in_flight
+            .drain(..)
+            .flat_map(|(_, msgs)| msgs)
+            .collect();
         self.node.on_persist_ready(number);
         // Persisting may commit (the leader counts itself now) and free
         // messages; they come out of the next `ready`.
