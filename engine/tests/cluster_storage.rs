@@ -1,7 +1,9 @@
 //! The replica storage over a real, fdatasynced partition log: entries map
 //! to batches and back, terms come from the leader epochs, a conflicting
 //! suffix is cut off, and a crash before the fdatasync loses exactly the
-//! unsynced tail, with the state file trimmed to match on reopen.
+//! unsynced tail, with the state file trimmed to match on reopen; entries
+//! written before their fdatasync completes are served from memory and a
+//! cut into them waits for it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -185,4 +187,55 @@ fn two_replicas_store_the_same_entries_byte_for_byte() {
         a.log().partition().info().segments > 1,
         "rolled segments covered"
     );
+}
+
+/// The driver's pipelined fdatasync: entries written to the partition but
+/// not yet known durable are still served (from memory) to Raft, count as
+/// durable only once the covering fdatasync completed, and a conflicting
+/// suffix that cuts into them waits for that fdatasync before truncating.
+#[test]
+fn written_entries_before_their_fdatasync_and_a_cut_into_them() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (log, mut s) = open(dir.path());
+    let first: Vec<Entry> = std::iter::once(noop(1, 1))
+        .chain((2..=4).map(|i| proposal(i, 1, i)))
+        .collect();
+    s.persist(Some(&hs(1, 1, 0)), &first).expect("persist");
+    s.log_mut().sync().expect("sync");
+    assert_eq!(s.log().durable_index(), 4);
+    // Term 1 goes on: entries 5 and 6 written, their fdatasync started.
+    s.persist(None, &[proposal(5, 1, 5), proposal(6, 1, 6)])
+        .expect("persist");
+    assert_eq!(s.log_mut().start_sync().expect("start sync"), 6);
+    assert_eq!(s.log().written_index(), 6);
+    // Not known durable until polled or waited for: durable_index stays,
+    // reads of 5 and 6 come from memory.
+    assert!(s.log().pending_offset().is_some());
+    assert_eq!(s.log().durable_index(), 4);
+    let e6 = s
+        .entries(6, 7, None, raft::GetEntriesContext::empty(false))
+        .expect("entries");
+    assert_eq!(e6[0].get_data(), proposal(6, 1, 6).get_data());
+    // Term 2 overwrites entries 5 and 6: the cut waits for the pending
+    // fdatasync, then removes them from the partition.
+    s.persist(Some(&hs(2, 2, 4)), &[noop(5, 2), proposal(6, 2, 5)])
+        .expect("persist");
+    assert_eq!(s.log().pending_offset(), None);
+    assert_eq!(s.log().durable_index(), 4);
+    s.log_mut().sync().expect("sync");
+    assert_eq!(s.log().durable_index(), 6);
+    let terms: Vec<u64> = (4..=6).map(|i| s.term(i).expect("term")).collect();
+    assert_eq!(terms, vec![1, 2, 2]);
+    let (base, _) = s.log().placement(6).expect("placed");
+    let (_, last5) = s.log().placement(5).expect("placed");
+    assert_eq!(base, last5 + 1, "offsets stay dense across the cut");
+    // What is durable survives a reopen as written.
+    let before = partition_bytes(&s);
+    drop(s);
+    log.close().expect("close");
+    let (log, s) = open(dir.path());
+    assert_eq!(s.last_index().expect("last"), 6);
+    assert_eq!(partition_bytes(&s), before);
+    drop(s);
+    log.close().expect("close");
 }
