@@ -146,7 +146,7 @@ fn leader_killed_under_load_loses_nothing_and_the_restarted_node_catches_up() {
             "1,000 more events acknowledged on partition 0",
             killed.elapsed(),
         );
-        let sent = load.stop().await;
+        let sent = load.stop("load").await;
         let m = flush_and_close(client, sent, "client").await;
         assert!(m.leader_redirects >= 1 || m.connect_failures >= 1, "{m:?}");
         println!("client after failover: {m:?}");

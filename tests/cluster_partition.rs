@@ -254,8 +254,8 @@ fn a_partition_cutting_off_the_leader_stops_its_acks_loses_nothing_and_converges
     net.set_rate(slow_host, None);
     net.heal(cut_host);
     let healed = Instant::now();
-    let sent = runtime.block_on(load.stop());
-    let minority_sent = runtime.block_on(minority_load.stop());
+    let sent = runtime.block_on(load.stop("majority-side load"));
+    let minority_sent = runtime.block_on(minority_load.stop("minority-side load"));
     let m = runtime.block_on(flush_and_close(client, sent, "majority-side client"));
     println!("majority-side client: {m:?}");
     let mm = runtime.block_on(flush_and_close(

@@ -346,10 +346,17 @@ impl Load {
     }
 
     /// Stops sending; returns how many events were sent (`event(tag, i)`
-    /// for `i` below it).
-    pub async fn stop(self) -> u64 {
+    /// for `i` below it). A send waits for room in the client's buffer,
+    /// so this fails after [`WAIT_DEADLINE`] if nothing is acknowledged
+    /// any more (rather than hanging the test).
+    pub async fn stop(self, what: &str) -> u64 {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.task.await.unwrap()
+        tokio::time::timeout(WAIT_DEADLINE, self.task)
+            .await
+            .unwrap_or_else(|_| {
+                panic!("{what}: the load could not stop, its client's buffer never drained")
+            })
+            .unwrap()
     }
 }
 
