@@ -176,25 +176,16 @@ fn client_config(
 /// Every carrier event in the log, checked to be there once each.
 fn assert_log_holds_exactly(log: &Log, expected: u64) {
     let mut seen = HashSet::new();
-    for p in 0..PARTITIONS {
-        let part = log.partition("carrier-events", p).unwrap();
-        let mut offset = part.start_offset();
-        while offset < part.durable_offset() {
-            for view in part.read(offset, 1 << 20).unwrap() {
-                if !view.is_control() {
-                    for r in view.records() {
-                        let e = CarrierEvent::decode(r.value).unwrap();
-                        assert!(
-                            seen.insert(e.tracking_number.clone()),
-                            "event {} twice in the log",
-                            e.tracking_number
-                        );
-                    }
-                }
-                offset = view.last_offset() + 1;
-            }
+    chaos_support::for_each_carrier_batch(log, PARTITIONS, |_, view| {
+        for r in view.records() {
+            let e = CarrierEvent::decode(r.value).unwrap();
+            assert!(
+                seen.insert(e.tracking_number.clone()),
+                "event {} twice in the log",
+                e.tracking_number
+            );
         }
-    }
+    });
     assert_eq!(
         seen.len() as u64,
         expected,

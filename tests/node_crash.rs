@@ -141,27 +141,18 @@ fn node_killed_mid_burst_loses_nothing_acked_and_notifies_nothing_twice() {
     // Every acknowledged event exactly once.
     let mut seen = HashSet::new();
     let mut events = 0u64;
-    for p in 0..PARTITIONS {
-        let part = log.partition("carrier-events", p).unwrap();
-        let mut offset = part.start_offset();
-        while offset < part.durable_offset() {
-            for view in part.read(offset, 1 << 20).unwrap() {
-                if !view.is_control() {
-                    for r in view.records() {
-                        let e = CarrierEvent::decode(r.value).unwrap();
-                        assert!(
-                            seen.insert((e.tracking_number.clone(), e.status)),
-                            "duplicate event {} {}",
-                            e.tracking_number,
-                            e.status
-                        );
-                        events += 1;
-                    }
-                }
-                offset = view.last_offset() + 1;
-            }
+    chaos_support::for_each_carrier_batch(&log, PARTITIONS, |_, view| {
+        for r in view.records() {
+            let e = CarrierEvent::decode(r.value).unwrap();
+            assert!(
+                seen.insert((e.tracking_number.clone(), e.status)),
+                "duplicate event {} {}",
+                e.tracking_number,
+                e.status
+            );
+            events += 1;
         }
-    }
+    });
     assert_eq!(
         events,
         SHIPMENTS * 3,

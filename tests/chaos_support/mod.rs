@@ -519,3 +519,24 @@ pub async fn create_orders(
         assert!(response.status().is_success(), "{}", response.status());
     }
 }
+
+/// Calls `f(partition, batch)` for every durable data batch (control
+/// batches skipped) of `carrier-events` in a stopped node's log.
+pub fn for_each_carrier_batch(
+    log: &dropline_log::Log,
+    partitions: u32,
+    mut f: impl FnMut(u32, &dropline_log::BatchView),
+) {
+    for p in 0..partitions {
+        let part = log.partition("carrier-events", p).unwrap();
+        let mut offset = part.start_offset();
+        while offset < part.durable_offset() {
+            for view in part.read(offset, 1 << 20).unwrap() {
+                if !view.is_control() {
+                    f(p, &view);
+                }
+                offset = view.last_offset() + 1;
+            }
+        }
+    }
+}

@@ -232,26 +232,17 @@ pub fn read_replica(id: u64, data: &Path, partitions: u32) -> Replica {
         events: Vec::new(),
         batches: HashMap::new(),
     };
-    for p in 0..partitions {
-        let part = log.partition("carrier-events", p).unwrap();
-        let mut offset = part.start_offset();
-        while offset < part.durable_offset() {
-            for view in part.read(offset, 1 << 20).unwrap() {
-                if !view.is_control() {
-                    for r in view.records() {
-                        replica
-                            .events
-                            .push(CarrierEvent::decode(r.value).unwrap().tracking_number);
-                    }
-                    let producer = view.producer().map(|s| (s.producer_id, s.sequence));
-                    replica
-                        .batches
-                        .insert((p, view.base_offset()), (view.last_offset(), producer));
-                }
-                offset = view.last_offset() + 1;
-            }
+    crate::chaos_support::for_each_carrier_batch(&log, partitions, |p, view| {
+        for r in view.records() {
+            replica
+                .events
+                .push(CarrierEvent::decode(r.value).unwrap().tracking_number);
         }
-    }
+        let producer = view.producer().map(|s| (s.producer_id, s.sequence));
+        replica
+            .batches
+            .insert((p, view.base_offset()), (view.last_offset(), producer));
+    });
     replica
 }
 
