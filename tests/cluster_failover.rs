@@ -42,8 +42,11 @@ struct ClusterNodeProc {
     http: SocketAddr,
 }
 
-async fn status(http: SocketAddr) -> Option<serde_json::Value> {
-    let response = reqwest::get(format!("http://{http}{}", cluster_support::STATUS_PATH))
+async fn status(http: SocketAddr, token: &str) -> Option<serde_json::Value> {
+    let response = reqwest::Client::new()
+        .get(format!("http://{http}{}", cluster_support::STATUS_PATH))
+        .bearer_auth(token)
+        .send()
         .await
         .ok()?;
     response.json().await.ok()
@@ -51,10 +54,10 @@ async fn status(http: SocketAddr) -> Option<serde_json::Value> {
 
 /// Waits until node `http` knows a leader of every partition, none of
 /// them `not`; returns the leaders.
-async fn wait_leaders(http: SocketAddr, not: u64) -> Vec<u64> {
+async fn wait_leaders(http: SocketAddr, not: u64, token: &str) -> Vec<u64> {
     let deadline = Instant::now() + WAIT_DEADLINE;
     loop {
-        if let Some(s) = status(http).await {
+        if let Some(s) = status(http, token).await {
             let leaders = cluster_support::leaders(&s, PARTITIONS);
             if leaders.iter().all(|&l| l != 0 && l != not) {
                 return leaders;
@@ -68,10 +71,10 @@ async fn wait_leaders(http: SocketAddr, not: u64) -> Vec<u64> {
 
 /// Waits until the restarted node `b` has applied what leader `a`
 /// committed, on every partition.
-async fn wait_caught_up(a: SocketAddr, b: SocketAddr) {
+async fn wait_caught_up(a: SocketAddr, b: SocketAddr, token: &str) {
     let deadline = Instant::now() + WAIT_DEADLINE;
     loop {
-        if let (Some(x), Some(y)) = (status(a).await, status(b).await)
+        if let (Some(x), Some(y)) = (status(a, token).await, status(b, token).await)
             && (0..PARTITIONS).all(|p| {
                 let (x, y) = (partition(&x, p), partition(&y, p));
                 !x.is_null()
@@ -91,6 +94,7 @@ fn leader_killed_under_load_loses_nothing_and_the_restarted_node_catches_up() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     init_cluster(root, PARTITIONS, &[]);
+    let token = cluster_support::admin_token(root);
     let mut nodes: Vec<ClusterNodeProc> = (1..=NODES)
         .map(|id| {
             let config = root.join(format!("node-{id}.toml"));
@@ -112,7 +116,28 @@ fn leader_killed_under_load_loses_nothing_and_the_restarted_node_catches_up() {
         .build()
         .unwrap();
     let (sent, acks, producer_id) = runtime.block_on(async {
-        let leaders = wait_leaders(nodes[0].http, 0).await;
+        let leaders = wait_leaders(nodes[0].http, 0, &token).await;
+        // The status names every node's addresses: it takes the admin
+        // token, and refusals are counted.
+        let url = format!("http://{}{}", nodes[0].http, cluster_support::STATUS_PATH);
+        let http = reqwest::Client::new();
+        for attempt in [http.get(&url), http.get(&url).bearer_auth("not-the-token")] {
+            let r = attempt.send().await.unwrap();
+            assert_eq!(r.status(), reqwest::StatusCode::UNAUTHORIZED);
+            assert_eq!(r.headers()["www-authenticate"], "Bearer");
+        }
+        let metrics = http
+            .get(format!("http://{}/metrics", nodes[0].http))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains("dropline_cluster_admin_unauthorized_total 2"),
+            "{metrics}"
+        );
         let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.quic).collect();
         let (config, acks) = client_config(&addrs, root, PARTITIONS);
         let client = Arc::new(IngestClient::connect(config).await.unwrap());
@@ -131,7 +156,7 @@ fn leader_killed_under_load_loses_nothing_and_the_restarted_node_catches_up() {
             .sigkill();
         nodes[(victim - 1) as usize].proc = None;
         let survivor = nodes.iter().find(|n| n.id != victim).unwrap().http;
-        let new_leaders = wait_leaders(survivor, victim).await;
+        let new_leaders = wait_leaders(survivor, victim, &token).await;
         report(
             "cluster leader SIGKILL",
             "new leader elected",
@@ -158,7 +183,7 @@ fn leader_killed_under_load_loses_nothing_and_the_restarted_node_catches_up() {
         (n.proc, n.quic, n.http) = (Some(proc), quic, http);
         let leader_http = nodes[(new_leaders[0] - 1) as usize].http;
         let restarted_http = nodes[(victim - 1) as usize].http;
-        wait_caught_up(leader_http, restarted_http).await;
+        wait_caught_up(leader_http, restarted_http, &token).await;
         report(
             "cluster leader SIGKILL",
             "restarted node caught up",

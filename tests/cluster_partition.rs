@@ -44,8 +44,8 @@ use std::time::Instant;
 
 use chaos_support::{Proc, eventually_blocking, report};
 use cluster_support::{
-    Load, STATUS_PATH, assert_replicas_identical, client_config, committed_offset, event,
-    flush_and_close, get_json, init_cluster, leaders, partition, read_replica, spawn_node,
+    Load, STATUS_PATH, admin_token, assert_replicas_identical, client_config, committed_offset,
+    event, flush_and_close, get_json, init_cluster, leaders, partition, read_replica, spawn_node,
 };
 use dropline_adapters::client::IngestClient;
 use netns_support::Net;
@@ -72,7 +72,8 @@ struct Node {
 /// readable while the host is cut off).
 fn status(net: &Net, node: &Node) -> Option<Value> {
     let http = node.http;
-    net.in_host(node.host, move || get_json(http, STATUS_PATH))
+    let token = admin_token(&node.data);
+    net.in_host(node.host, move || get_json(http, STATUS_PATH, &token))
 }
 
 /// Every node's status, or `None` if one does not answer.

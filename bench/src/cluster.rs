@@ -177,11 +177,12 @@ fn wait_ready(rx: &Receiver<String>, node: &mut NodeChild) -> Result<(), Cluster
     }
 }
 
-/// `GET /admin/cluster/status` of a node, as JSON.
-async fn status(http: SocketAddr) -> Option<serde_json::Value> {
+/// `GET /admin/cluster/status` of a node with the admin token, as JSON.
+async fn status(http: SocketAddr, admin: &str) -> Option<serde_json::Value> {
     let mut stream = tokio::net::TcpStream::connect(http).await.ok()?;
-    let request =
-        format!("GET /admin/cluster/status HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\n\r\n");
+    let request = format!(
+        "GET /admin/cluster/status HTTP/1.1\r\nHost: {http}\r\nAuthorization: Bearer {admin}\r\nConnection: close\r\n\r\n"
+    );
     stream.write_all(request.as_bytes()).await.ok()?;
     let mut bytes = Vec::new();
     stream.read_to_end(&mut bytes).await.ok()?;
@@ -191,8 +192,8 @@ async fn status(http: SocketAddr) -> Option<serde_json::Value> {
 }
 
 /// The leader of partition `p` as node `http` knows it (0: none).
-async fn leader_of(http: SocketAddr, p: u32) -> u64 {
-    status(http)
+async fn leader_of(http: SocketAddr, p: u32, admin: &str) -> u64 {
+    status(http, admin)
         .await
         .and_then(|s| {
             s["partitions"]
@@ -204,10 +205,15 @@ async fn leader_of(http: SocketAddr, p: u32) -> u64 {
         .unwrap_or(0)
 }
 
-async fn wait_leader(http: SocketAddr, p: u32, not: u64) -> Result<u64, ClusterBenchError> {
+async fn wait_leader(
+    http: SocketAddr,
+    p: u32,
+    not: u64,
+    admin: &str,
+) -> Result<u64, ClusterBenchError> {
     let deadline = Instant::now() + CLUSTER_WAIT;
     loop {
-        let l = leader_of(http, p).await;
+        let l = leader_of(http, p, admin).await;
         if l != 0 && l != not {
             return Ok(l);
         }
@@ -392,8 +398,12 @@ async fn drive(
     nodes: &mut [NodeChild],
     token: &str,
 ) -> Result<Driven, ClusterBenchError> {
+    // The status endpoint takes the admin token `cluster init` wrote.
+    let admin = std::fs::read_to_string(run_dir.join("admin.token"))?
+        .trim()
+        .to_string();
     for p in 0..args.partitions {
-        wait_leader(nodes[0].http, p, 0).await?;
+        wait_leader(nodes[0].http, p, 0, &admin).await?;
     }
     let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.quic).collect();
     let mut config = IngestClientConfig::new_cluster(
@@ -484,9 +494,9 @@ async fn drive(
         .lock()
         .map(|h| h.value_at_quantile(0.99))
         .unwrap_or(0);
-    let victim = leader_of(nodes[0].http, 0).await;
+    let victim = leader_of(nodes[0].http, 0, &admin).await;
     let victim = if victim == 0 {
-        wait_leader(nodes[0].http, 0, 0).await?
+        wait_leader(nodes[0].http, 0, 0, &admin).await?
     } else {
         victim
     };

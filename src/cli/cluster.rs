@@ -81,6 +81,13 @@ pub(crate) struct StatusArgs {
     /// Print the JSON as served.
     #[arg(long)]
     json: bool,
+    /// The node's data directory (or the `cluster init` directory), whose
+    /// `admin.token` is sent.
+    #[arg(long, default_value = "data")]
+    data_dir: PathBuf,
+    /// Admin token (instead of reading it from `--data-dir`).
+    #[arg(long)]
+    token: Option<String>,
 }
 
 pub(crate) fn run(args: ClusterArgs) -> anyhow::Result<ExitCode> {
@@ -191,6 +198,14 @@ fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
     dropline_adapters::cluster::generate_cluster_certs_named(&certs, &names)
         .context("writing the cluster certificates")?;
     let token = crate::node::read_or_create_token(&dir, "adapter.token")?;
+    // One admin token for the cluster, in every node's data directory
+    // (where the node reads it) and beside the files for the operator.
+    let admin = crate::node::read_or_create_token(&dir, crate::node::ADMIN_TOKEN_FILE)?;
+    for p in &planned {
+        let data = dir.join(format!("node-{}", p.id));
+        std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+        crate::node::write_secret(&data.join(crate::node::ADMIN_TOKEN_FILE), &admin, false)?;
+    }
     let token_sha256 = to_hex(&dropline_adapters::ingest::token_sha256(token.as_bytes()));
     let mut peers = String::new();
     for p in &planned {
@@ -242,10 +257,16 @@ fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
         dir.join("adapter.token").display(),
         certs.join("ca.pem").display()
     );
+    println!(
+        "admin: token in {} (and each node's data directory); dropline cluster status --node <http> --data-dir {}",
+        dir.join(crate::node::ADMIN_TOKEN_FILE).display(),
+        dir.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    let token = super::admin::admin_token(args.token.as_deref(), &args.data_dir)?;
     let base = if args.node.starts_with("http") {
         args.node.trim_end_matches('/').to_string()
     } else {
@@ -253,7 +274,10 @@ fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     };
     let url = format!("{base}{}", crate::node::cluster::STATUS_PATH);
     let value: serde_json::Value = super::runtime()?.block_on(async {
-        let response = reqwest::get(&url)
+        let response = reqwest::Client::new()
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
             .await
             .with_context(|| format!("calling {url}"))?;
         let code = response.status();

@@ -4,7 +4,9 @@
 //! `ReplicatedSink` (acknowledged once a majority has a batch durable;
 //! followers answer `not_leader` with the leader's address), and a small
 //! HTTP edge: `/health`, `/metrics` with the cluster gauges and
-//! `/admin/cluster/status` (JSON, read by `dropline cluster status`).
+//! `/admin/cluster/status` (JSON, read by `dropline cluster status`; it
+//! names every node's addresses, so it takes the node's admin token, as
+//! the single node's admin API does).
 //!
 //! The engine, the tracking API and delivery do not run in cluster mode
 //! yet: engine workers belong on the partition leaders, reading below the
@@ -13,6 +15,7 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -20,6 +23,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use dropline_adapters::cluster::{ClusterConfig, ClusterNode, ClusterStatus, NodeSpec, Role};
+use dropline_adapters::http::{AdminToken, Problem, ProblemKind};
 use dropline_adapters::ingest::{IngestServerConfig, ServerHandle, TlsSource, serve};
 use tokio::sync::oneshot;
 
@@ -113,7 +117,13 @@ impl ClusterServe {
             .await
             .with_context(|| format!("binding HTTP {}", config.http.listen))?;
         let http_addr = listener.local_addr()?;
+        let admin_token = AdminToken::from_plain(&super::read_or_create_token(
+            &config.data_dir,
+            super::ADMIN_TOKEN_FILE,
+        )?);
         let state = HttpState {
+            admin_token,
+            admin_unauthorized: AtomicU64::new(0),
             node: Arc::clone(&node),
             ingest: ingest.metrics_handle(),
             name: section
@@ -187,6 +197,10 @@ impl ClusterServe {
 }
 
 struct HttpState {
+    /// The token `/admin/cluster/status` takes (`<data_dir>/admin.token`).
+    admin_token: AdminToken,
+    /// Admin requests refused for a missing or wrong token.
+    admin_unauthorized: AtomicU64,
     node: Arc<ClusterNode>,
     ingest: Arc<dropline_adapters::ingest::IngestMetrics>,
     name: String,
@@ -261,10 +275,30 @@ pub(crate) fn status_json(status: &ClusterStatus, name: &str) -> serde_json::Val
     })
 }
 
-async fn status(State(s): State<Arc<HttpState>>) -> impl IntoResponse {
+async fn status(
+    State(s): State<Arc<HttpState>>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if !presented.is_some_and(|p| s.admin_token.verify(p.trim())) {
+        s.admin_unauthorized.fetch_add(1, Ordering::Relaxed);
+        let mut resp = Problem::new(
+            ProblemKind::Unauthorized,
+            "send Authorization: Bearer <admin token> (the node's admin.token)",
+        )
+        .into_response();
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        return resp;
+    }
     let mut body = status_json(&s.node.status(), &s.name);
     body["nodes"] = serde_json::Value::Array(s.peers.clone());
-    axum::Json(body)
+    axum::Json(body).into_response()
 }
 
 /// Prometheus text of the cluster gauges and the ingest counters.
@@ -403,6 +437,13 @@ pub(crate) fn metrics_text(
 }
 
 async fn metrics(State(s): State<Arc<HttpState>>) -> impl IntoResponse {
-    let text = metrics_text(&s.node.status(), &s.ingest.snapshot());
+    let mut text = metrics_text(&s.node.status(), &s.ingest.snapshot());
+    let _ = writeln!(
+        text,
+        "# HELP dropline_cluster_admin_unauthorized_total Admin requests refused for a missing or wrong token.\n\
+         # TYPE dropline_cluster_admin_unauthorized_total counter\n\
+         dropline_cluster_admin_unauthorized_total {}",
+        s.admin_unauthorized.load(Ordering::Relaxed)
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

@@ -328,19 +328,28 @@ pub(crate) fn read_or_create_token(data_dir: &Path, file: &str) -> anyhow::Resul
     let mut seed = [0u8; 32];
     getrandom_from_urandom(&mut seed)?;
     let token = to_hex(&seed);
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .with_context(|| format!("creating {}", path.display()))?;
-        file.write_all(token.as_bytes())?;
-        file.sync_all()?;
-    }
+    write_secret(&path, &token, true)?;
     Ok(token)
+}
+
+/// Writes `text` to `path`, readable by its owner only, and fsyncs it;
+/// with `create_new`, fails if the file exists.
+pub(crate) fn write_secret(path: &Path, text: &str, create_new: bool) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).mode(0o600);
+    if create_new {
+        options.create_new(true);
+    } else {
+        options.create(true).truncate(true);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
 }
 
 pub(crate) fn getrandom_from_urandom(buf: &mut [u8]) -> anyhow::Result<()> {

@@ -80,15 +80,24 @@ pub fn spawn_node(mut program: Command, config: &Path) -> (Proc, SocketAddr, Soc
     (proc, quic.unwrap(), http.unwrap())
 }
 
-/// `GET path` from a plain HTTP/1.1 server, as JSON; `None` on any failure
-/// (unreachable, not 200, not JSON). Blocking, so that it can run on a
-/// thread inside a network namespace.
-pub fn get_json(addr: SocketAddr, path: &str) -> Option<serde_json::Value> {
+/// The cluster's admin token, as `cluster init` wrote it to `dir` (the
+/// init directory or a node's data directory).
+pub fn admin_token(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("admin.token"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// `GET path` from a plain HTTP/1.1 server with a bearer token, as JSON;
+/// `None` on any failure (unreachable, not 200, not JSON). Blocking, so
+/// that it can run on a thread inside a network namespace.
+pub fn get_json(addr: SocketAddr, path: &str, token: &str) -> Option<serde_json::Value> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
     let mut response = Vec::new();
