@@ -183,6 +183,64 @@ fn log_dump_prints_records_from_an_offset() {
     assert_eq!(lines[1]["offset"], 4);
 }
 
+/// `dropline log dump ... | head -1`: the command ends when its reader
+/// goes away, without a panic (Rust ignores SIGPIPE; the printing commands
+/// restore it).
+#[test]
+fn log_dump_into_a_closed_pipe_ends_without_a_panic() {
+    use dropline_log::{AppendRequest, Log, LogConfig, Record, TopicConfig};
+    use std::io::{BufRead as _, BufReader};
+    use std::os::unix::process::ExitStatusExt as _;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    {
+        let log = Log::open(LogConfig::new(data.join("log"))).unwrap();
+        log.create_topic("t", TopicConfig::new(1)).unwrap();
+        let part = log.partition("t", 0).unwrap();
+        let value = vec![b'x'; 200];
+        let keys: Vec<String> = (0..1_000).map(|i| format!("parcel-{i}")).collect();
+        let records: Vec<Record<'_>> = keys
+            .iter()
+            .map(|k| Record {
+                key: k.as_bytes(),
+                value: &value,
+            })
+            .collect();
+        // 20,000 records: far more output than a pipe buffers.
+        for _ in 0..20 {
+            part.append(&AppendRequest {
+                records: &records,
+                producer: None,
+            })
+            .unwrap();
+        }
+        log.close().unwrap();
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dropline"))
+        .args(["log", "dump", "--topic", "t", "--json", "--data-dir"])
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The reader is gone (dropped with the BufReader).
+    assert!(first.contains("\"offset\":0"), "{first}");
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGPIPE),
+        "ends by SIGPIPE: {:?} {stderr}",
+        out.status
+    );
+}
+
 #[test]
 fn replay_dead_letters_resends_each_once_per_replay() {
     use dropline_log::{AppendRequest, Log, LogConfig, Record, TopicConfig};
@@ -472,5 +530,16 @@ fn cluster_init_without_hosts_stays_on_loopback() {
             assert!(addr.ip().is_loopback(), "{key} {addr}");
             assert_ne!(addr.port(), 0);
         }
+    }
+    // One admin token for the cluster, in every node's data directory
+    // (where the node reads it), readable by its owner only.
+    use std::os::unix::fs::PermissionsExt as _;
+    let token = std::fs::read_to_string(dir.path().join("admin.token")).unwrap();
+    assert_eq!(token.trim().len(), 64, "{token}");
+    for id in 1..=2 {
+        let path = dir.path().join(format!("node-{id}")).join("admin.token");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), token);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", path.display());
     }
 }

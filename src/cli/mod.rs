@@ -75,6 +75,17 @@ pub(crate) fn run() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    if matches!(
+        cli.command,
+        Command::Cluster(_)
+            | Command::Replay(_)
+            | Command::Status(_)
+            | Command::Topics(_)
+            | Command::Log(_)
+            | Command::Normalize(_)
+    ) {
+        end_quietly_on_closed_pipe();
+    }
     let result = match cli.command {
         Command::Up(args) => up::run_up(args),
         Command::Serve(args) => serve::run(args),
@@ -104,6 +115,21 @@ pub(crate) fn run() -> ExitCode {
 
 /// The node's async runtime: two worker threads beside the engine's pinned
 /// workers (the machine this is sized for has two cores).
+/// The commands that print records or reports for a shell pipeline end
+/// quietly when the reader goes away (`dropline log dump ... | head`), as
+/// other Unix tools do, instead of panicking in `println!` on EPIPE. Rust
+/// ignores SIGPIPE; this restores the default for those commands only:
+/// the long-running ones (node, adapter, simulators, benches) keep
+/// ignoring it, so a peer closing a pipe or socket never kills them.
+#[allow(unsafe_code)]
+fn end_quietly_on_closed_pipe() {
+    // SAFETY: `signal` with `SIG_DFL` only resets a disposition; it runs
+    // before this command starts any thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
