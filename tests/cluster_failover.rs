@@ -144,6 +144,24 @@ fn leader_killed_under_load_loses_nothing_and_the_restarted_node_catches_up() {
         let producer_id = client.producer_id();
         let load = Load::start(client.clone(), TAG);
         acks.wait(0, 2_000, "before the kill").await;
+        // The leader of partition 0 counts its commits and their latency.
+        let p0_leader = nodes[(leaders[0] - 1) as usize].http;
+        let metrics = reqwest::get(format!("http://{p0_leader}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let value = |name: &str| -> f64 {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+                .unwrap_or_else(|| panic!("{name} missing: {metrics}"))
+        };
+        assert!(value("dropline_cluster_commits_total") > 0.0);
+        assert!(value("dropline_cluster_commit_seconds_total") > 0.0);
+        assert!(value("dropline_cluster_group_commits_total") > 0.0);
+        assert!(value("dropline_cluster_driver_turns_total") > 0.0);
 
         // Kill the leader of partition 0 without warning.
         let victim = leaders[0];

@@ -6,7 +6,10 @@
 //!
 //! Figures: `events_per_s` (all events, failover included, until the last
 //! ack), `ack_latency_us_p99`, the same before the kill
-//! (`steady_events_per_s`, `steady_ack_latency_us_p99`), `failover_ms` (from the kill, once the
+//! (`steady_events_per_s`, `steady_ack_latency_us_p99`), the surviving
+//! leaders' mean commit latency and their drivers' busiest share of the
+//! run (`leader_commit_ms_mean`, `driver_busy_share_max`, from their
+//! `/metrics`), `failover_ms` (from the kill, once the
 //! process is reaped, to the first acknowledged batch of partition 0 after
 //! it), `lost` and `duplicates` (the worst surviving replica), and the
 //! single-node durable ingest throughput measured in the same run by the
@@ -191,6 +194,26 @@ async fn status(http: SocketAddr, admin: &str) -> Option<serde_json::Value> {
     serde_json::from_str(body).ok()
 }
 
+/// The unlabelled samples of a node's `/metrics`, by name.
+async fn metric_samples(http: SocketAddr) -> Option<std::collections::HashMap<String, f64>> {
+    let mut stream = tokio::net::TcpStream::connect(http).await.ok()?;
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).await.ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    let (_, body) = text.split_once("\r\n\r\n")?;
+    Some(
+        body.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (name, value) = l.split_once(' ')?;
+                Some((name.to_string(), value.trim().parse().ok()?))
+            })
+            .collect(),
+    )
+}
+
 /// The leader of partition `p` as node `http` knows it (0: none).
 async fn leader_of(http: SocketAddr, p: u32, admin: &str) -> u64 {
     status(http, admin)
@@ -260,6 +283,12 @@ struct Driven {
     resent: u64,
     /// Events per acknowledged batch, on average.
     events_per_batch: f64,
+    /// Mean time from a batch reaching a leader's driver to its ack, over
+    /// the surviving nodes (`/metrics`), in ms.
+    commit_ms_mean: Option<f64>,
+    /// The busiest surviving driver thread's share of the run spent in
+    /// turns.
+    driver_busy_share_max: Option<f64>,
 }
 
 fn run_in(args: &ClusterBenchArgs, run_dir: &Path) -> Result<Report, ClusterBenchError> {
@@ -348,6 +377,12 @@ fn run_in(args: &ClusterBenchArgs, run_dir: &Path) -> Result<Report, ClusterBenc
             steady_per_s / single.max(1.0),
             2,
         );
+    if let Some(ms) = driven.commit_ms_mean {
+        report.set_f64("leader_commit_ms_mean", ms, 1);
+    }
+    if let Some(b) = driven.driver_busy_share_max {
+        report.set_f64("driver_busy_share_max", b, 2);
+    }
     match driven.failover_ms {
         Some(ms) => report.set_f64("failover_ms", ms, 0),
         None => report.set("failover_ms", serde_json::Value::Null),
@@ -518,6 +553,16 @@ async fn drive(
         .map_err(|_| ClusterBenchError::Timeout("every event acknowledged"))?
         .map_err(|_| ClusterBenchError::Invalid("sender task panicked"))??;
     let seconds = start.elapsed().as_secs_f64();
+    let (mut commits, mut commit_s, mut busy_max) = (0.0, 0.0, None::<f64>);
+    for n in nodes.iter().filter(|n| n.child.is_some()) {
+        if let Some(m) = metric_samples(n.http).await {
+            let get = |k: &str| m.get(k).copied().unwrap_or(0.0);
+            commits += get("dropline_cluster_commits_total");
+            commit_s += get("dropline_cluster_commit_seconds_total");
+            let busy = get("dropline_cluster_driver_busy_seconds_total") / seconds.max(1e-9);
+            busy_max = Some(busy_max.map_or(busy, |b| b.max(busy)));
+        }
+    }
     let m = client.metrics();
     if let Ok(c) = Arc::try_unwrap(client) {
         c.close().await?;
@@ -544,5 +589,7 @@ async fn drive(
         redirects: m.leader_redirects,
         resent: m.batches_resent,
         events_per_batch: m.events_acked as f64 / m.batches_acked.max(1) as f64,
+        commit_ms_mean: (commits > 0.0).then(|| commit_s * 1000.0 / commits),
+        driver_busy_share_max: busy_max,
     })
 }

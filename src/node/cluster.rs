@@ -433,6 +433,41 @@ pub(crate) fn metrics_text(
         "counter",
         vec![(String::new(), ingest.events_acked)],
     );
+    let d = status.driver;
+    // Microseconds as Prometheus seconds (a float).
+    let seconds = |us: u64| format!("{:.6}", us as f64 / 1e6);
+    for (name, help, value) in [
+        (
+            "dropline_cluster_driver_turns_total",
+            "Turns of this node's Raft driver thread.",
+            d.turns.to_string(),
+        ),
+        (
+            "dropline_cluster_driver_busy_seconds_total",
+            "Seconds the driver spent in turns (the rest it waited for input); its rate is the driver's utilisation.",
+            seconds(d.busy_us),
+        ),
+        (
+            "dropline_cluster_commits_total",
+            "Producer batches acknowledged by this node as leader.",
+            d.commits.to_string(),
+        ),
+        (
+            "dropline_cluster_commit_seconds_total",
+            "Sum of the time from a batch reaching the driver to its ack; divided by dropline_cluster_commits_total, the mean commit latency.",
+            seconds(d.commit_us),
+        ),
+        (
+            "dropline_cluster_group_commits_total",
+            "Writes of a replica's unsynced entries to its partition, each covered by one fdatasync.",
+            d.syncs_started.to_string(),
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
+    }
     out
 }
 

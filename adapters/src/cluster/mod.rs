@@ -21,8 +21,8 @@ pub mod transport;
 
 pub use frame::{PEER_FRAME_MAGIC, PEER_FRAME_VERSION, PeerFrameError};
 pub use runtime::{
-    ClusterConfig, ClusterNode, ClusterStatus, FollowerStatus, NodeSpec, PartitionStatus,
-    ProposeError, Role, StartError,
+    ClusterConfig, ClusterNode, ClusterStatus, DriverStats, FollowerStatus, NodeSpec,
+    PartitionStatus, ProposeError, Role, StartError,
 };
 pub use sink::ReplicatedSink;
 pub use tls::{

@@ -230,6 +230,25 @@ pub struct ClusterStatus {
     pub elections: u64,
     /// Peer transport counters (copied each turn).
     pub peer: PeerMetricsSnapshot,
+    /// The driver's own counters.
+    pub driver: DriverStats,
+}
+
+/// Counters of a node's driver thread, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DriverStats {
+    /// Turns run.
+    pub turns: u64,
+    /// Time spent in turns (the rest is waiting for input), in µs.
+    pub busy_us: u64,
+    /// Producer batches acknowledged here as leader.
+    pub commits: u64,
+    /// Sum over those of the time from the proposal reaching the driver to
+    /// its ack, in µs (with `commits`, the mean commit latency).
+    pub commit_us: u64,
+    /// Group-commit writes started (each one fdatasync on the partition's
+    /// syncer).
+    pub syncs_started: u64,
 }
 
 impl ClusterStatus {
@@ -388,6 +407,7 @@ impl ClusterNode {
             status: status_tx,
             leaders: leaders.clone(),
             elections: 0,
+            stats: DriverStats::default(),
             rng: config.node_id.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ now_ms(),
             wake: to_driver.clone(),
             runtime: tokio::runtime::Handle::current(),
@@ -531,8 +551,17 @@ struct Group {
     was_leader: bool,
     /// The durable offset a wake-up task waits for (see [`Driver::turn`]).
     watched: Option<u64>,
-    /// Proposers waiting per producer batch, with the log time stamped.
-    waiters: HashMap<dropline_log::ProducerSeq, (u64, Vec<Reply>)>,
+    /// Proposers waiting per producer batch.
+    waiters: HashMap<dropline_log::ProducerSeq, Waiting>,
+}
+
+/// The proposers of one producer batch.
+struct Waiting {
+    /// The log time stamped on the batch (the leader's clock), in ms.
+    stamp_ms: u64,
+    /// When the first proposal reached the driver.
+    since: Instant,
+    replies: Vec<Reply>,
 }
 
 struct Driver {
@@ -544,6 +573,7 @@ struct Driver {
     status: watch::Sender<ClusterStatus>,
     leaders: Arc<Mutex<HashMap<u32, u64>>>,
     elections: u64,
+    stats: DriverStats,
     rng: u64,
     /// For the wake-up tasks of pending fdatasyncs.
     wake: std::sync::mpsc::Sender<Input>,
@@ -605,11 +635,14 @@ impl Driver {
                 }
                 next_tick = Instant::now() + self.next_tick();
             }
+            let started = Instant::now();
             self.turn();
+            self.stats.turns += 1;
+            self.stats.busy_us += started.elapsed().as_micros() as u64;
         }
         for g in &mut self.groups {
-            for (_, (_, replies)) in g.waiters.drain() {
-                for r in replies {
+            for (_, w) in g.waiters.drain() {
+                for r in w.replies {
                     let _ = r.send(Err(ProposeError::Stopped));
                 }
             }
@@ -694,8 +727,12 @@ impl Driver {
             Ok(Proposal::Proposed { .. }) | Ok(Proposal::Pending) => {
                 g.waiters
                     .entry(producer)
-                    .or_insert_with(|| (now, Vec::new()))
-                    .1
+                    .or_insert_with(|| Waiting {
+                        stamp_ms: now,
+                        since: Instant::now(),
+                        replies: Vec::new(),
+                    })
+                    .replies
                     .push(reply);
             }
             Ok(Proposal::AlreadyCommitted(ack)) => {
@@ -727,7 +764,13 @@ impl Driver {
     fn turn(&mut self) {
         let mut outbox: HashMap<u64, Vec<(u32, Message)>> = HashMap::new();
         for g in &mut self.groups {
-            if let Err(err) = drive_group(g, &mut outbox, &self.wake, &self.runtime) {
+            if let Err(err) = drive_group(
+                g,
+                &mut outbox,
+                &self.wake,
+                &self.runtime,
+                &mut self.stats.syncs_started,
+            ) {
                 tracing::error!(partition = g.partition, %err, "replica failed");
                 fail_group(g, &err.to_string());
             }
@@ -747,12 +790,14 @@ impl Driver {
                 continue;
             };
             for ack in r.take_acks() {
-                if let Some((stamp, replies)) = g.waiters.remove(&ack.producer) {
-                    for reply in replies {
+                if let Some(w) = g.waiters.remove(&ack.producer) {
+                    self.stats.commits += 1;
+                    self.stats.commit_us += w.since.elapsed().as_micros() as u64;
+                    for reply in w.replies {
                         let _ = reply.send(Ok(IngestAck {
                             base_offset: ack.base_offset,
                             last_offset: ack.last_offset,
-                            log_time_ms: stamp,
+                            log_time_ms: w.stamp_ms,
                             duplicate: false,
                         }));
                     }
@@ -770,8 +815,8 @@ impl Driver {
         for (partition, leader) in not_leader {
             let err = self.not_leader(leader);
             if let Some(i) = self.group_index(partition) {
-                for (_, (_, replies)) in self.groups[i].waiters.drain() {
-                    for reply in replies {
+                for (_, w) in self.groups[i].waiters.drain() {
+                    for reply in w.replies {
                         let _ = reply.send(Err(err.clone()));
                     }
                 }
@@ -837,6 +882,7 @@ impl Driver {
             partitions,
             elections: self.elections,
             peer: self.metrics.snapshot(),
+            driver: self.stats,
         };
         self.status.send_if_modified(|s| {
             if *s == status {
@@ -861,6 +907,7 @@ fn drive_group(
     outbox: &mut HashMap<u64, Vec<(u32, Message)>>,
     wake: &std::sync::mpsc::Sender<Input>,
     runtime: &tokio::runtime::Handle,
+    syncs_started: &mut u64,
 ) -> Result<(), dropline_engine::cluster::ClusterError> {
     let Some(r) = g.replica.as_mut() else {
         return Ok(());
@@ -877,6 +924,7 @@ fn drive_group(
             continue;
         };
         if g.watched != Some(target) {
+            *syncs_started += 1;
             g.watched = Some(target);
             let durable = r.storage().log().partition().data_ready(target - 1);
             let wake = wake.clone();
@@ -899,8 +947,8 @@ fn route(outbox: &mut HashMap<u64, Vec<(u32, Message)>>, group: u32, msgs: Vec<M
 /// no longer takes part in that partition's group until restarted.
 fn fail_group(g: &mut Group, err: &str) {
     g.replica = None;
-    for (_, (_, replies)) in g.waiters.drain() {
-        for reply in replies {
+    for (_, w) in g.waiters.drain() {
+        for reply in w.replies {
             let _ = reply.send(Err(ProposeError::Storage(err.to_string())));
         }
     }
