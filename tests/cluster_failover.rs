@@ -138,6 +138,31 @@ fn leader_killed_under_load_loses_nothing_and_the_restarted_node_catches_up() {
             metrics.contains("dropline_cluster_admin_unauthorized_total 2"),
             "{metrics}"
         );
+        // The cluster page shows every partition's leader as the status
+        // has it, and asks for the token without one.
+        let page = format!("http://{}{}", nodes[0].http, cluster_support::PAGE_PATH);
+        let dom = tokio::task::block_in_place(|| {
+            cluster_support::page_dom(&format!("{page}#token={token}"), 3_000)
+        });
+        for (p, leader) in leaders.iter().enumerate() {
+            let row = dom
+                .split("<tr ")
+                .find(|r| r.starts_with(&format!("data-partition=\"{p}\"")))
+                .unwrap_or_else(|| panic!("partition {p} missing: {dom}"));
+            assert!(
+                row.contains(&format!("data-leader=\"{leader}\"")),
+                "partition {p} should show leader {leader}: {row}"
+            );
+        }
+        assert!(
+            !dom.contains("data-polls=\"0\""),
+            "the page never polled: {dom}"
+        );
+        let dom = tokio::task::block_in_place(|| cluster_support::page_dom(&page, 3_000));
+        assert!(
+            dom.contains("id=\"auth\" style=\"display: block;\""),
+            "{dom}"
+        );
         let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.quic).collect();
         let (config, acks) = client_config(&addrs, root, PARTITIONS);
         let client = Arc::new(IngestClient::connect(config).await.unwrap());

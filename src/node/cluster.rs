@@ -3,7 +3,8 @@
 //! (`dropline_adapters::cluster::ClusterNode`), QUIC ingest through
 //! `ReplicatedSink` (acknowledged once a majority has a batch durable;
 //! followers answer `not_leader` with the leader's address), and a small
-//! HTTP edge: `/health`, `/metrics` with the cluster gauges and
+//! HTTP edge: `/health`, `/metrics` with the cluster gauges, `/ops/cluster`
+//! (a page of the status, for operators) and
 //! `/admin/cluster/status` (JSON, read by `dropline cluster status`; it
 //! names every node's addresses, so it takes the node's admin token, as
 //! the single node's admin API does).
@@ -31,6 +32,9 @@ use super::config::{ClusterSection, NodeConfig};
 
 /// Path of the status endpoint.
 pub(crate) const STATUS_PATH: &str = "/admin/cluster/status";
+/// Path of the cluster page: the status as tables, refreshed every second
+/// (the admin token goes in the URL's fragment, never to the server).
+pub(crate) const PAGE_PATH: &str = "/ops/cluster";
 
 /// A running cluster node.
 pub(crate) struct ClusterServe {
@@ -147,6 +151,7 @@ impl ClusterServe {
             .route("/health", axum::routing::get(health))
             .route("/metrics", axum::routing::get(metrics))
             .route(STATUS_PATH, axum::routing::get(status))
+            .route(PAGE_PATH, axum::routing::get(page))
             .with_state(Arc::new(state));
         let (http_stop, stopped) = oneshot::channel::<()>();
         let http_task = tokio::spawn(async move {
@@ -206,6 +211,17 @@ struct HttpState {
     name: String,
     /// The configured nodes (id, name, addresses), for the status.
     peers: Vec<serde_json::Value>,
+}
+
+async fn page() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        include_str!("cluster.html"),
+    )
 }
 
 async fn health(State(s): State<Arc<HttpState>>) -> impl IntoResponse {

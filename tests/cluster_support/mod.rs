@@ -29,6 +29,8 @@ pub const STATUS_POLL: Duration = Duration::from_millis(20);
 
 /// The status endpoint of a cluster node.
 pub const STATUS_PATH: &str = "/admin/cluster/status";
+/// The cluster page.
+pub const PAGE_PATH: &str = "/ops/cluster";
 
 /// The `dropline` binary under test.
 pub fn dropline() -> Command {
@@ -383,4 +385,32 @@ pub async fn flush_and_close(
         Err(_) => panic!("{what}: client still shared"),
     }
     m
+}
+
+/// The DOM of `url` after headless Chromium ran its scripts for `budget_ms`
+/// of virtual time (virtual time does not advance while a fetch is
+/// pending, so the page's first polls complete within it). Needs Debian's
+/// `chromium` (`.ci/run` installs it); fails loudly without.
+pub fn page_dom(url: &str, budget_ms: u32) -> String {
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-dev-shm-usage",
+        ])
+        .arg(format!("--virtual-time-budget={budget_ms}"))
+        .arg("--dump-dom")
+        .arg(url)
+        .output()
+        .expect("chromium is not installed: `apt-get install chromium` (.ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "chromium: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
