@@ -289,6 +289,9 @@ struct Driven {
     /// The busiest surviving driver thread's share of the run spent in
     /// turns.
     driver_busy_share_max: Option<f64>,
+    /// Group commits (one fdatasync each) per second, summed over the
+    /// surviving nodes: they all share this machine's one disk.
+    group_commits_per_s: f64,
 }
 
 fn run_in(args: &ClusterBenchArgs, run_dir: &Path) -> Result<Report, ClusterBenchError> {
@@ -383,6 +386,7 @@ fn run_in(args: &ClusterBenchArgs, run_dir: &Path) -> Result<Report, ClusterBenc
     if let Some(b) = driven.driver_busy_share_max {
         report.set_f64("driver_busy_share_max", b, 2);
     }
+    report.set_f64("group_commits_per_s", driven.group_commits_per_s, 0);
     match driven.failover_ms {
         Some(ms) => report.set_f64("failover_ms", ms, 0),
         None => report.set("failover_ms", serde_json::Value::Null),
@@ -553,12 +557,13 @@ async fn drive(
         .map_err(|_| ClusterBenchError::Timeout("every event acknowledged"))?
         .map_err(|_| ClusterBenchError::Invalid("sender task panicked"))??;
     let seconds = start.elapsed().as_secs_f64();
-    let (mut commits, mut commit_s, mut busy_max) = (0.0, 0.0, None::<f64>);
+    let (mut commits, mut commit_s, mut busy_max, mut group_commits) = (0.0, 0.0, None::<f64>, 0.0);
     for n in nodes.iter().filter(|n| n.child.is_some()) {
         if let Some(m) = metric_samples(n.http).await {
             let get = |k: &str| m.get(k).copied().unwrap_or(0.0);
             commits += get("dropline_cluster_commits_total");
             commit_s += get("dropline_cluster_commit_seconds_total");
+            group_commits += get("dropline_cluster_group_commits_total");
             let busy = get("dropline_cluster_driver_busy_seconds_total") / seconds.max(1e-9);
             busy_max = Some(busy_max.map_or(busy, |b| b.max(busy)));
         }
@@ -591,5 +596,6 @@ async fn drive(
         events_per_batch: m.events_acked as f64 / m.batches_acked.max(1) as f64,
         commit_ms_mean: (commits > 0.0).then(|| commit_s * 1000.0 / commits),
         driver_busy_share_max: busy_max,
+        group_commits_per_s: group_commits / seconds.max(1e-9),
     })
 }
