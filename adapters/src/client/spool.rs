@@ -79,19 +79,14 @@ fn io(path: &Path, source: std::io::Error) -> ClientError {
     }
 }
 
+/// Atomically and durably replaces `path` (the log's `write_atomic`: temp
+/// file, fsync, rename, fsync of the directory), with the client's I/O
+/// error.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
-    use std::io::Write as _;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| io(&tmp, e))?;
-    f.sync_all().map_err(|e| io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io(path, e))?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| io(dir, e))?;
-    }
-    Ok(())
+    dropline_log::write_atomic(path, bytes).map_err(|e| match e {
+        dropline_log::LogError::Io { path, source } => ClientError::Io { path, source },
+        other => io(path, std::io::Error::other(other)),
+    })
 }
 
 fn encode_meta(producer_id: u64, partitions: u32) -> Vec<u8> {
