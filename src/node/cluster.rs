@@ -73,6 +73,7 @@ pub(crate) fn cluster_config(
         section.certs_dir.clone(),
     );
     c.replication = section.replication;
+    c.preallocate_segments = config.preallocate_segments;
     c.tick = Duration::from_millis(section.tick_ms.max(1));
     Ok(c)
 }

@@ -50,10 +50,7 @@ impl Node {
     pub(crate) async fn start(config: &NodeConfig) -> anyhow::Result<Node> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating {}", config.data_dir.display()))?;
-        let mut log_config = LogConfig::new(config.data_dir.join("log"));
-        log_config.durability = dropline_bench::log::parse_durability(&config.durability)
-            .with_context(|| format!("unknown durability {:?}", config.durability))?;
-        let log = Arc::new(Log::open(log_config).context("opening the log")?);
+        let log = Arc::new(Log::open(log_config(config)?).context("opening the log")?);
         let recovery = log.recovery_report();
         for t in recovery.truncations() {
             tracing::warn!(
@@ -320,6 +317,15 @@ pub(crate) fn wall_clock_ms() -> u64 {
 
 /// Reads a token file in the data dir, or creates it (mode 0600) with 32
 /// random bytes in hex.
+/// The node's log configuration from its file.
+pub(crate) fn log_config(config: &NodeConfig) -> anyhow::Result<LogConfig> {
+    let mut log_config = LogConfig::new(config.data_dir.join("log"));
+    log_config.durability = dropline_bench::log::parse_durability(&config.durability)
+        .with_context(|| format!("unknown durability {:?}", config.durability))?;
+    log_config.preallocate_segments = config.preallocate_segments;
+    Ok(log_config)
+}
+
 pub(crate) fn read_or_create_token(data_dir: &Path, file: &str) -> anyhow::Result<String> {
     let path = data_dir.join(file);
     if let Ok(text) = std::fs::read_to_string(&path) {

@@ -67,6 +67,8 @@ pub struct ClusterConfig {
     pub certs_dir: PathBuf,
     /// Raft tick (default 100 ms); elections after 10 ticks.
     pub tick: Duration,
+    /// Zero-fill segments ahead of appends (`LogConfig::preallocate_segments`).
+    pub preallocate_segments: bool,
 }
 
 impl ClusterConfig {
@@ -88,6 +90,7 @@ impl ClusterConfig {
             dir,
             certs_dir,
             tick: Duration::from_millis(100),
+            preallocate_segments: false,
         }
     }
 
@@ -336,7 +339,9 @@ impl ClusterNode {
             return Err(StartError::Config("partitions must be at least 1".into()));
         }
         let tls = PeerTls::load(&config.certs_dir, config.node_id)?;
-        let log = Arc::new(Log::open(LogConfig::new(config.dir.join("log")))?);
+        let mut log_config = LogConfig::new(config.dir.join("log"));
+        log_config.preallocate_segments = config.preallocate_segments;
+        let log = Arc::new(Log::open(log_config)?);
         let existing = log
             .topics()
             .into_iter()
