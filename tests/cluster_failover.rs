@@ -52,6 +52,16 @@ async fn status(http: SocketAddr, token: &str) -> Option<serde_json::Value> {
     response.json().await.ok()
 }
 
+/// A node's `/metrics` text.
+async fn metrics_text(http: SocketAddr) -> String {
+    reqwest::get(format!("http://{http}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Waits until node `http` knows a leader of every partition, none of
 /// them `not`; returns the leaders.
 async fn wait_leaders(http: SocketAddr, not: u64, token: &str) -> Vec<u64> {
@@ -126,14 +136,7 @@ fn leader_killed_under_load_loses_nothing_and_the_restarted_node_catches_up() {
             assert_eq!(r.status(), reqwest::StatusCode::UNAUTHORIZED);
             assert_eq!(r.headers()["www-authenticate"], "Bearer");
         }
-        let metrics = http
-            .get(format!("http://{}/metrics", nodes[0].http))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = metrics_text(nodes[0].http).await;
         assert!(
             metrics.contains("dropline_cluster_admin_unauthorized_total 2"),
             "{metrics}"
@@ -171,12 +174,7 @@ fn leader_killed_under_load_loses_nothing_and_the_restarted_node_catches_up() {
         acks.wait(0, 2_000, "before the kill").await;
         // The leader of partition 0 counts its commits and their latency.
         let p0_leader = nodes[(leaders[0] - 1) as usize].http;
-        let metrics = reqwest::get(format!("http://{p0_leader}/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = metrics_text(p0_leader).await;
         let value = |name: &str| -> f64 {
             metrics
                 .lines()
@@ -235,9 +233,13 @@ fn leader_killed_under_load_loses_nothing_and_the_restarted_node_catches_up() {
         (sent, acks.all(), producer_id)
     });
 
-    // Stop every node, then read each replica's log offline.
+    // Stop every node (all at once, so the last ones running do not elect
+    // a new leader), then read each replica's log offline.
+    for n in &nodes {
+        n.proc.as_ref().unwrap().send_interrupt();
+    }
     for n in &mut nodes {
-        let exit = n.proc.as_mut().unwrap().interrupt();
+        let exit = n.proc.as_mut().unwrap().wait();
         assert!(exit.success(), "node {} exited with {exit}", n.id);
     }
     let expected: HashSet<String> = (0..sent).map(|i| event(TAG, i).tracking_number).collect();
@@ -247,5 +249,5 @@ fn leader_killed_under_load_loses_nothing_and_the_restarted_node_catches_up() {
         replica.assert_acks_in_place(producer_id, &acks);
     }
     let datas: Vec<PathBuf> = nodes.iter().map(|n| n.data.clone()).collect();
-    assert_replicas_identical(&datas);
+    assert_replicas_identical(&datas, PARTITIONS);
 }

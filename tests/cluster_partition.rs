@@ -293,9 +293,13 @@ fn a_partition_cutting_off_the_leader_stops_its_acks_loses_nothing_and_converges
     });
     report(SCENARIO, "replicas converged", healed.elapsed());
 
-    // Stop every node, then read each replica's log offline.
+    // Stop every node (all at once, so the last ones running do not elect
+    // a new leader), then read each replica's log offline.
+    for n in &nodes {
+        n.proc.send_interrupt();
+    }
     for n in &mut nodes {
-        let exit = n.proc.interrupt();
+        let exit = n.proc.wait();
         assert!(exit.success(), "node {} exited with {exit}", n.id);
     }
     let expected: HashSet<String> = (0..sent)
@@ -310,7 +314,7 @@ fn a_partition_cutting_off_the_leader_stops_its_acks_loses_nothing_and_converges
         replica.assert_acks_in_place(minority_producer, &minority_acked);
     }
     let datas: Vec<PathBuf> = nodes.iter().map(|n| n.data.clone()).collect();
-    assert_replicas_identical(&datas);
+    assert_replicas_identical(&datas, PARTITIONS);
     println!(
         "{sent} + {minority_sent} events, {:.1} s in all",
         started.elapsed().as_secs_f64()

@@ -225,12 +225,22 @@ impl Proc {
 
     /// SIGINT (a graceful stop), then reap.
     pub fn interrupt(&mut self) -> ExitStatus {
+        self.send_interrupt();
+        self.child.wait().unwrap()
+    }
+
+    /// SIGINT without waiting (several processes stopping at once).
+    pub fn send_interrupt(&self) {
         let pid = self.child.id();
         let status = Command::new("kill")
             .args(["-INT", &pid.to_string()])
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    /// Reaps the process.
+    pub fn wait(&mut self) -> ExitStatus {
         self.child.wait().unwrap()
     }
 }
