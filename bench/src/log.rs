@@ -30,8 +30,9 @@ pub const CHILD_APPENDS_MAX: u64 = 1_000_000;
 pub const SYNC_LATENCY_SAMPLES: usize = 400;
 /// Distinct keys are `records / RECORDS_PER_KEY` (10M records, 1M keys).
 pub const RECORDS_PER_KEY: u64 = 10;
-/// The benchmark's log zero-fills its segments ahead of the data
-/// (`LogConfig::preallocate_segments`), as does the crash child.
+/// By default the benchmark's log zero-fills its segments ahead of the
+/// data (`LogConfig::preallocate_segments`; `--preallocate false` for the
+/// A/B); the crash child always does.
 pub const PREALLOCATE_SEGMENTS: bool = true;
 
 /// Arguments of `dropline bench log`.
@@ -55,6 +56,8 @@ pub struct LogBenchArgs {
     pub durability: Durability,
     /// I/O path of appends: probe io_uring (`Auto`) or always `pwrite`.
     pub io_mode: IoMode,
+    /// Zero-fill segments ahead of the data.
+    pub preallocate: bool,
     /// Directory for the log and the disk reference files.
     pub dir: PathBuf,
     /// Path of the `dropline` binary, used to run the crash-recovery child.
@@ -115,7 +118,7 @@ pub fn run(args: &LogBenchArgs) -> Result<Report, LogBenchError> {
     // Segments zero-filled ahead of the data (the first one while the
     // topic is created, before the clock starts; later ones in the
     // background during the appends, whose disk writes they share).
-    config.preallocate_segments = PREALLOCATE_SEGMENTS;
+    config.preallocate_segments = args.preallocate;
     let log = Arc::new(Log::open(config.clone())?);
     log.create_topic(BENCH_TOPIC, TopicConfig::new(args.partitions.max(1)))?;
     let io_backend = format!("{:?}", log.io_backend());
@@ -225,7 +228,7 @@ pub fn run(args: &LogBenchArgs) -> Result<Report, LogBenchError> {
         .set("partitions", args.partitions)
         .set("durability", durability_name(args.durability))
         .set("io_backend", io_backend)
-        .set("preallocated_segments", PREALLOCATE_SEGMENTS)
+        .set("preallocated_segments", args.preallocate)
         .set_f64("append_records_per_s", append_records_per_s, 0)
         .set_f64("append_mb_per_s", append_mb_per_s, 1)
         .set("ack_latency_us_p50", ack_latency.value_at_quantile(0.5))

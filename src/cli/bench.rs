@@ -43,6 +43,9 @@ enum BenchCommand {
         /// it, else pwrite) or `pwrite`.
         #[arg(long, default_value = "auto")]
         io: String,
+        /// Zero-fill segments ahead of the data (`false` for an A/B).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        preallocate: bool,
         /// Directory for the log and the disk reference files.
         #[arg(long, default_value = "target/bench-log")]
         dir: PathBuf,
@@ -256,6 +259,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             partitions,
             durability,
             io,
+            preallocate,
             dir,
         } => {
             let durability = dropline_bench::log::parse_durability(&durability)
@@ -271,6 +275,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 partitions,
                 durability,
                 io_mode,
+                preallocate,
                 dir,
                 child_exe: std::env::current_exe().ok(),
             };
