@@ -121,6 +121,16 @@ async fn signatures_payloads_duplicates_and_backpressure() {
         assert_eq!(r.status(), 503);
         assert!(r.headers().contains_key("retry-after"));
         sink.full.store(false, Ordering::SeqCst);
+        // With no room at all the body is not even read: a malformed one
+        // gets the same 503, not a 400 (and is not dead-lettered).
+        sink.no_room.store(true, Ordering::SeqCst);
+        let junk = b"{\"not\": \"a carrier body\"".to_vec();
+        let r = post(carrier, junk.clone(), Some(sign(secret.as_bytes(), &junk)))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 503);
+        assert!(r.headers().contains_key("retry-after"));
+        sink.no_room.store(false, Ordering::SeqCst);
         let r = post(carrier, next.clone(), Some(sign(secret.as_bytes(), &next)))
             .await
             .unwrap();
@@ -137,10 +147,10 @@ async fn signatures_payloads_duplicates_and_backpressure() {
         let c = m.carrier(carrier);
         assert_eq!(c.signature_failures, 3, "{carrier}");
         assert_eq!(c.bad_payloads, 1);
-        assert_eq!(c.refused_full, 1);
+        assert_eq!(c.refused_full, 2);
         assert_eq!(c.duplicates, 1);
         assert_eq!(c.webhook_events, 2);
-        assert_eq!(c.webhooks, 8);
+        assert_eq!(c.webhooks, 9);
     }
     assert_eq!(m.dead_letters, 4);
     assert_eq!(m.events_in, 8);

@@ -88,6 +88,7 @@ async fn full_spool_refuses_with_a_typed_error() {
         dir: spool_dir.path().to_path_buf(),
     });
     let client = IngestClient::connect(config).await.unwrap();
+    assert_eq!(client.room_bytes(), 8192, "all room free at first");
     let mut refused = None;
     for i in 0..1_000 {
         if let Err(e) = client.try_send(&event(i)).await {
@@ -108,6 +109,13 @@ async fn full_spool_refuses_with_a_typed_error() {
     );
     assert!(at > 10, "some events fit first");
     assert_eq!(client.metrics().spool_full_refusals, 1);
+    // What is left is less than an event: a webhook would be refused
+    // before its body is parsed.
+    assert!(
+        client.room_bytes() < dropline_adapters::carrier::ROOM_FOR_AN_EVENT_BYTES,
+        "{} bytes of room",
+        client.room_bytes()
+    );
     client.abort().await;
 }
 

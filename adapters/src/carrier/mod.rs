@@ -67,7 +67,10 @@ pub use registry::{
 pub use signature::{
     FEDEX_SIGNATURE_HEADER, HMAC_SIGNATURE_HEADER, SignatureError, signature_header, verify,
 };
-pub use sink::{ClientSink, EventSink, RECOVERED_EVENTS_MAX, SinkRefusal, read_spool_events};
+pub use sink::{
+    ClientSink, EventSink, RECOVERED_EVENTS_MAX, ROOM_FOR_AN_EVENT_BYTES, SinkRefusal,
+    read_spool_events,
+};
 pub use state_log::{
     DEAD_LETTER_PAYLOAD_BYTES_MAX, DEAD_LETTER_TOPIC, STATE_FORMAT_V1, STATE_TOPIC,
 };

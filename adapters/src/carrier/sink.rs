@@ -44,6 +44,14 @@ pub trait EventSink: Send + Sync + 'static {
         0
     }
 
+    /// Whether the sink has room for another event now. A webhook is
+    /// answered 503 before its body is parsed while it has none, so a
+    /// carrier's retries under overload cost a signature check, not a
+    /// parse and a normalization of every scan.
+    fn has_room(&self) -> bool {
+        true
+    }
+
     /// Events this sink already held durably when it started (the spool's
     /// retained contents), so that their scans count as seen.
     fn recovered(&self) -> Vec<CarrierEvent> {
@@ -54,6 +62,10 @@ pub trait EventSink: Send + Sync + 'static {
 /// Most events read back from the spool at start (the spool's retention
 /// bounds it far below this).
 pub const RECOVERED_EVENTS_MAX: usize = 10_000_000;
+
+/// Below this much room (about one encoded canonical event with its record
+/// header) the client sink counts as full for [`EventSink::has_room`].
+pub const ROOM_FOR_AN_EVENT_BYTES: u64 = 512;
 
 /// The ingest client with a durable spool, as an [`EventSink`].
 #[derive(Debug)]
@@ -159,6 +171,10 @@ impl EventSink for ClientSink {
 
     fn depth_events(&self) -> u64 {
         self.client.metrics().spool_depth_events
+    }
+
+    fn has_room(&self) -> bool {
+        self.client.room_bytes() >= ROOM_FOR_AN_EVENT_BYTES
     }
 
     fn recovered(&self) -> Vec<CarrierEvent> {

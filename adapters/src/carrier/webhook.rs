@@ -3,7 +3,8 @@
 //! A carrier retries a webhook until it gets a 2xx, so the answer is the
 //! adapter's promise: 200 only once every new scan in it is durable in
 //! the spool (or acknowledged by the node); 503 with `Retry-After` when
-//! the spool is full, so the carrier tries again later; 401 with the
+//! the spool is full (checked before the body is parsed, and again for
+//! the scans themselves), so the carrier tries again later; 401 with the
 //! reason for a bad signature; 400 with the reason for a body that cannot
 //! be read (kept as a dead letter, since a carrier does not resend what
 //! was called bad).
@@ -65,6 +66,11 @@ async fn receive<S: EventSink>(
         add(&m.signature_failures, 1);
         return answer(StatusCode::UNAUTHORIZED, json!({"error": e.reason()}));
     }
+    if !shared.sink.has_room() {
+        // Full before parsing: the same answer a full spool gives below.
+        add(&m.refused_full, 1);
+        return spool_full(SinkRefusal::Full);
+    }
     let now = shared.clock.now_ms();
     let normalized = match normalize(carrier, &body, now, EventSource::Webhook) {
         Ok(n) => n,
@@ -93,18 +99,23 @@ async fn receive<S: EventSink>(
         ),
         Err(refusal) => {
             add(&m.refused_full, 1);
-            let reason = match refusal {
-                SinkRefusal::Full => "spool_full".to_string(),
-                SinkRefusal::Failed { reason } => reason,
-            };
-            let mut r = answer(StatusCode::SERVICE_UNAVAILABLE, json!({"error": reason}));
-            r.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(SPOOL_FULL_RETRY_AFTER_S),
-            );
-            r
+            spool_full(refusal)
         }
     }
+}
+
+/// 503 with `Retry-After`: the carrier sends the webhook again later.
+fn spool_full(refusal: SinkRefusal) -> Response {
+    let reason = match refusal {
+        SinkRefusal::Full => "spool_full".to_string(),
+        SinkRefusal::Failed { reason } => reason,
+    };
+    let mut r = answer(StatusCode::SERVICE_UNAVAILABLE, json!({"error": reason}));
+    r.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(SPOOL_FULL_RETRY_AFTER_S),
+    );
+    r
 }
 
 async fn metrics<S: EventSink>(State(shared): State<Arc<Shared<S>>>) -> Response {

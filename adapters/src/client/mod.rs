@@ -319,6 +319,12 @@ impl IngestClient {
         self.inner.producer_id
     }
 
+    /// Bytes of room left under `buffered_bytes_max` (memory and spool):
+    /// an event that does not fit is refused with `SpoolFull` by `try_send`.
+    pub fn room_bytes(&self) -> u64 {
+        self.inner.room.available_permits() as u64
+    }
+
     /// A copy of the counters.
     pub fn metrics(&self) -> ClientMetricsSnapshot {
         self.inner.metrics.snapshot()

@@ -15,11 +15,13 @@ use dropline_loadgen::carrier_sim::{
 use dropline_operators::model::{Carrier, CarrierEvent};
 use tokio::sync::Notify;
 
-/// Events kept in memory; `full` makes it refuse like a full spool.
+/// Events kept in memory; `full` makes it refuse like a full spool, and
+/// `no_room` makes it say so before a webhook is parsed.
 #[derive(Default)]
 pub struct TestSink {
     pub events: Mutex<Vec<CarrierEvent>>,
     pub full: AtomicBool,
+    pub no_room: AtomicBool,
     notify: Notify,
 }
 
@@ -31,6 +33,10 @@ impl EventSink for TestSink {
         self.events.lock().unwrap().extend(events.iter().cloned());
         self.notify.notify_waiters();
         events.iter().map(|_| Ok(())).collect()
+    }
+
+    fn has_room(&self) -> bool {
+        !self.no_room.load(Ordering::SeqCst)
     }
 }
 
