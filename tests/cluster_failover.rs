@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use chaos_support::{Proc, WAIT_DEADLINE, report};
+use chaos_support::{Proc, WAIT_DEADLINE, metrics_text, report};
 use cluster_support::{
     Load, STATUS_POLL, assert_replicas_identical, client_config, dropline, event, flush_and_close,
     init_cluster, partition, read_replica, spawn_node,
@@ -50,16 +50,6 @@ async fn status(http: SocketAddr, token: &str) -> Option<serde_json::Value> {
         .await
         .ok()?;
     response.json().await.ok()
-}
-
-/// A node's `/metrics` text.
-async fn metrics_text(http: SocketAddr) -> String {
-    reqwest::get(format!("http://{http}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
 }
 
 /// Waits until node `http` knows a leader of every partition, none of

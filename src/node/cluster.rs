@@ -24,7 +24,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use dropline_adapters::cluster::{ClusterConfig, ClusterNode, ClusterStatus, NodeSpec, Role};
-use dropline_adapters::http::{AdminToken, Problem, ProblemKind};
+use dropline_adapters::http::{AdminToken, refuse_unless_bearer};
 use dropline_adapters::ingest::{IngestServerConfig, ServerHandle, TlsSource, serve};
 use tokio::sync::oneshot;
 
@@ -296,22 +296,13 @@ async fn status(
     State(s): State<Arc<HttpState>>,
     headers: axum::http::HeaderMap,
 ) -> axum::response::Response {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if !presented.is_some_and(|p| s.admin_token.verify(p.trim())) {
+    if let Some(refusal) = refuse_unless_bearer(
+        &s.admin_token,
+        &headers,
+        "send Authorization: Bearer <admin token> (the node's admin.token)",
+    ) {
         s.admin_unauthorized.fetch_add(1, Ordering::Relaxed);
-        let mut resp = Problem::new(
-            ProblemKind::Unauthorized,
-            "send Authorization: Bearer <admin token> (the node's admin.token)",
-        )
-        .into_response();
-        resp.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Bearer"),
-        );
-        return resp;
+        return refusal;
     }
     let mut body = status_json(&s.node.status(), &s.name);
     body["nodes"] = serde_json::Value::Array(s.peers.clone());

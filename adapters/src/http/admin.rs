@@ -17,6 +17,7 @@ use dropline_log::Log;
 use serde::{Deserialize, Serialize};
 
 use super::app::App;
+use super::config::AdminToken;
 use super::problem::{Problem, ProblemKind};
 use crate::forensics::{self, ForensicsError};
 
@@ -27,28 +28,35 @@ pub(crate) fn refuse_unless_admin(app: &App, headers: &HeaderMap) -> Option<Resp
             Problem::new(ProblemKind::Forbidden, "no admin token is configured").into_response(),
         );
     };
+    let refusal = refuse_unless_bearer(token, headers, "send Authorization: Bearer <admin token>");
+    if refusal.is_some() {
+        app.metrics
+            .admin_unauthorized
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    refusal
+}
+
+/// `None` if `headers` carry `Authorization: Bearer <token>`; else the 401
+/// problem (with `WWW-Authenticate: Bearer`) whose detail is `hint`.
+pub fn refuse_unless_bearer(
+    token: &AdminToken,
+    headers: &HeaderMap,
+    hint: &str,
+) -> Option<Response> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    match presented {
-        Some(p) if token.verify(p.trim()) => None,
-        _ => {
-            app.metrics
-                .admin_unauthorized
-                .fetch_add(1, Ordering::Relaxed);
-            let mut resp = Problem::new(
-                ProblemKind::Unauthorized,
-                "send Authorization: Bearer <admin token>",
-            )
-            .into_response();
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-            Some(resp)
-        }
+    if presented.is_some_and(|p| token.verify(p.trim())) {
+        return None;
     }
+    let mut resp = Problem::new(ProblemKind::Unauthorized, hint).into_response();
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    Some(resp)
 }
 
 /// One partition's figures.

@@ -38,7 +38,8 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 
 pub use admin::{
-    DropModeRequest, DropModeResponse, NodeStatus, PartitionStatus, TopicStatus, topics_status,
+    DropModeRequest, DropModeResponse, NodeStatus, PartitionStatus, TopicStatus,
+    refuse_unless_bearer, topics_status,
 };
 pub use app::HttpState;
 pub use config::{
