@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use dropline_adapters::client::{ClientError, IngestClient, SpoolConfig};
+use dropline_adapters::client::{ClientError, IngestClient, IngestClientConfig, SpoolConfig};
 use dropline_adapters::ingest::{CARRIER_EVENTS_TOPIC, IngestSink, LogSink, MemorySink};
 use dropline_log::{Log, LogConfig};
 
@@ -18,21 +18,33 @@ fn keys(sink: &MemorySink) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// A client configuration for a node that was started on `node_dir` (to
+/// learn a free address and its certificate) and is down again, with
+/// `partitions` and a spool in `spool_dir`; and that node's address.
+async fn config_for_a_down_node(
+    node_dir: &std::path::Path,
+    spool_dir: &std::path::Path,
+    sink: Arc<MemorySink>,
+    partitions: u32,
+) -> (IngestClientConfig, std::net::SocketAddr) {
+    let server = start(node_dir, loopback(), sink).await;
+    let addr = server.local_addr();
+    let mut config = client_config(&server, "adapter-a", TOKEN_A);
+    server.shutdown().await;
+    config.partitions = Some(partitions);
+    config.spool = Some(SpoolConfig {
+        dir: spool_dir.to_path_buf(),
+    });
+    (config, addr)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spooled_while_down_sent_later_and_resent_after_abort() {
     let node_dir = tempfile::tempdir().unwrap();
     let spool_dir = tempfile::tempdir().unwrap();
     let sink = Arc::new(MemorySink::new(4));
-    // Learn a free address and the certificate, then take the node down.
-    let server = start(node_dir.path(), loopback(), sink.clone()).await;
-    let addr = server.local_addr();
-    let mut config = client_config(&server, "adapter-a", TOKEN_A);
-    server.shutdown().await;
-
-    config.partitions = Some(4);
-    config.spool = Some(SpoolConfig {
-        dir: spool_dir.path().to_path_buf(),
-    });
+    let (config, addr) =
+        config_for_a_down_node(node_dir.path(), spool_dir.path(), sink.clone(), 4).await;
     let client = IngestClient::connect(config.clone()).await.unwrap();
     let producer = client.producer_id();
     // The node is down: every send returns once the event is durable in
@@ -78,15 +90,9 @@ async fn full_spool_refuses_with_a_typed_error() {
     let node_dir = tempfile::tempdir().unwrap();
     let spool_dir = tempfile::tempdir().unwrap();
     let sink = Arc::new(MemorySink::new(2));
-    let server = start(node_dir.path(), loopback(), sink).await;
-    let mut config = client_config(&server, "adapter-a", TOKEN_A);
-    server.shutdown().await;
-    config.partitions = Some(2);
+    let (mut config, _) = config_for_a_down_node(node_dir.path(), spool_dir.path(), sink, 2).await;
     config.batch_bytes_max = 4096;
     config.buffered_bytes_max = 8192;
-    config.spool = Some(SpoolConfig {
-        dir: spool_dir.path().to_path_buf(),
-    });
     let client = IngestClient::connect(config).await.unwrap();
     assert_eq!(client.room_bytes(), 8192, "all room free at first");
     let mut refused = None;
@@ -156,16 +162,10 @@ async fn a_batch_takes_what_fits_in_order_and_the_node_gets_it_once() {
     let node_dir = tempfile::tempdir().unwrap();
     let spool_dir = tempfile::tempdir().unwrap();
     let sink = Arc::new(MemorySink::new(2));
-    let server = start(node_dir.path(), loopback(), sink.clone()).await;
-    let addr = server.local_addr();
-    let mut config = client_config(&server, "adapter-a", TOKEN_A);
-    server.shutdown().await;
-    config.partitions = Some(2);
+    let (mut config, addr) =
+        config_for_a_down_node(node_dir.path(), spool_dir.path(), sink.clone(), 2).await;
     config.batch_bytes_max = 4096;
     config.buffered_bytes_max = 8192;
-    config.spool = Some(SpoolConfig {
-        dir: spool_dir.path().to_path_buf(),
-    });
     // The node is down: what fits is durable in the spool when the call
     // returns, and every event after the first refusal is refused too
     // (same size, no room freed meanwhile).
