@@ -210,28 +210,33 @@ struct Parcel {
     attempts: u8,
 }
 
-/// An item waiting for its log time.
-#[derive(Debug)]
-struct Pending {
-    log_ms: u64,
-    seq: u64,
-    item: WorkItem,
+/// Where an item waiting for its log time is kept: the heap orders small
+/// keys, the items themselves stay put in a slab, so sifting moves 24 bytes
+/// instead of a whole order or event.
+#[derive(Debug, Default)]
+struct Slab {
+    items: Vec<Option<WorkItem>>,
+    free: Vec<u32>,
 }
 
-impl PartialEq for Pending {
-    fn eq(&self, other: &Self) -> bool {
-        (self.log_ms, self.seq) == (other.log_ms, other.seq)
+impl Slab {
+    fn insert(&mut self, item: WorkItem) -> u32 {
+        match self.free.pop() {
+            Some(slot) => {
+                self.items[slot as usize] = Some(item);
+                slot
+            }
+            None => {
+                self.items.push(Some(item));
+                (self.items.len() - 1) as u32
+            }
+        }
     }
-}
-impl Eq for Pending {}
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Pending {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.log_ms, self.seq).cmp(&(other.log_ms, other.seq))
+
+    fn take(&mut self, slot: u32) -> Option<WorkItem> {
+        let item = self.items.get_mut(slot as usize)?.take();
+        self.free.push(slot);
+        item
     }
 }
 
@@ -241,8 +246,9 @@ pub struct Workload {
     parcels: Vec<Parcel>,
     /// Parcels by the carrier time of their next scan.
     next_scan: BinaryHeap<Reverse<(u64, u32)>>,
-    /// Materialized items by log time.
-    pending: BinaryHeap<Reverse<Pending>>,
+    /// Materialized items by (log time, sequence), pointing into `slab`.
+    pending: BinaryHeap<Reverse<(u64, u64, u32)>>,
+    slab: Slab,
     seq: u64,
     events: u64,
     last_log_ms: u64,
@@ -324,7 +330,8 @@ impl Workload {
         let mut root = SplitMix64(config.seed);
         let n = config.shipments.min(u64::from(u32::MAX));
         let mut parcels = Vec::with_capacity(n as usize);
-        let mut pending = BinaryHeap::new();
+        let mut pending = BinaryHeap::with_capacity(n as usize);
+        let mut slab = Slab::default();
         let mut next_scan = BinaryHeap::with_capacity(n as usize);
         let mut seq = 0u64;
         let mut order_no = 0u64;
@@ -336,11 +343,8 @@ impl Workload {
                 order_no += 1;
             }
             let order = make_order(&mut rng, carrier, i, order_no, ordered_ms, config.shipments);
-            pending.push(Reverse(Pending {
-                log_ms: ordered_ms,
-                seq,
-                item: WorkItem::Order(order),
-            }));
+            let slot = slab.insert(WorkItem::Order(order));
+            pending.push(Reverse((ordered_ms, seq, slot)));
             seq += 1;
             let stops = rng.range(3, 8) as u8;
             let exception_at = if rng.chance(config.exception_per_mille) {
@@ -370,6 +374,7 @@ impl Workload {
             parcels,
             next_scan,
             pending,
+            slab,
             seq,
             events: 0,
         }
@@ -381,11 +386,8 @@ impl Workload {
     }
 
     fn push(&mut self, log_ms: u64, item: WorkItem) {
-        self.pending.push(Reverse(Pending {
-            log_ms,
-            seq: self.seq,
-            item,
-        }));
+        let slot = self.slab.insert(item);
+        self.pending.push(Reverse((log_ms, self.seq, slot)));
         self.seq += 1;
     }
 
@@ -619,7 +621,7 @@ impl Iterator for Workload {
             if self.config.events_max != 0 && self.events >= self.config.events_max {
                 return None;
             }
-            let pending_at = self.pending.peek().map(|Reverse(p)| p.log_ms);
+            let pending_at = self.pending.peek().map(|Reverse((t, _, _))| *t);
             let scan_at = self.next_scan.peek().map(|Reverse((t, _))| *t);
             // Anything pending at or before the next scan's carrier time is
             // final: later scans get later log times.
@@ -632,12 +634,13 @@ impl Iterator for Workload {
                         self.last_log_ms = p - p % interval;
                         return Some((self.last_log_ms, WorkItem::Tick));
                     }
-                    let Reverse(item) = self.pending.pop()?;
-                    if matches!(item.item, WorkItem::Event(_)) {
+                    let Reverse((log_ms, _, slot)) = self.pending.pop()?;
+                    let item = self.slab.take(slot)?;
+                    if matches!(item, WorkItem::Event(_)) {
                         self.events += 1;
                     }
-                    self.last_log_ms = item.log_ms.max(self.last_log_ms);
-                    return Some((self.last_log_ms, item.item));
+                    self.last_log_ms = log_ms.max(self.last_log_ms);
+                    return Some((self.last_log_ms, item));
                 }
                 _ => {
                     let Reverse((_, i)) = self.next_scan.pop()?;
