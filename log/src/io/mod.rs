@@ -179,6 +179,75 @@ impl DiskIo {
 
 /// fsyncs a directory so that creations, renames and unlinks in it are
 /// durable. Directories are not segment data, so this bypasses the backend.
+/// Lowers the calling thread's CPU and I/O priority, for work that must
+/// not delay appends and their fdatasyncs: sealing a rolled segment (its
+/// key index sort and index file write) and zero-filling the spare
+/// segment. Best effort: a failure leaves the thread at normal priority.
+/// On Linux a thread's nice value and I/O priority are its own; the I/O
+/// class is best-effort at its lowest level rather than idle, so that a
+/// disk kept busy by appends still finishes seals (idle I/O could wait
+/// for as long as the burst lasts, holding unsealed segments in memory).
+#[cfg_attr(
+    target_os = "linux",
+    expect(unsafe_code, reason = "setpriority and ioprio_set are FFI calls")
+)]
+pub(crate) fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain syscalls on the calling thread (`who` 0 is the caller
+    // for both `setpriority` with PRIO_PROCESS on Linux threads and
+    // `ioprio_set` with IOPRIO_WHO_PROCESS); no memory is passed.
+    unsafe {
+        const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+        const IOPRIO_CLASS_BE: libc::c_long = 2;
+        const IOPRIO_CLASS_SHIFT: libc::c_long = 13;
+        const LOWEST_BE_LEVEL: libc::c_long = 7;
+        let _ = libc::setpriority(libc::PRIO_PROCESS, 0, BACKGROUND_NICE);
+        let _ = libc::syscall(
+            libc::SYS_ioprio_set,
+            IOPRIO_WHO_PROCESS,
+            0 as libc::c_long,
+            (IOPRIO_CLASS_BE << IOPRIO_CLASS_SHIFT) | LOWEST_BE_LEVEL,
+        );
+    }
+}
+
+/// Writes `len` bytes of `file` at `offset` back to the disk and waits
+/// for them (`sync_file_range` with wait-before, write and wait-after), so
+/// that a large file is handed to the disk a piece at a time. Not a
+/// durability point: it neither commits metadata nor flushes the disk's
+/// cache; the caller's fsync does that. Elsewhere than Linux, nothing.
+#[cfg_attr(
+    target_os = "linux",
+    expect(unsafe_code, reason = "sync_file_range is an FFI call")
+)]
+pub(crate) fn write_back(file: &std::fs::File, offset: u64, len: u64) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+            | libc::SYNC_FILE_RANGE_WRITE
+            | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+        let (Ok(offset), Ok(len)) = (
+            libc::off64_t::try_from(offset),
+            libc::off64_t::try_from(len),
+        ) else {
+            return Ok(());
+        };
+        // SAFETY: the descriptor is open for the duration of the call (it
+        // is borrowed from `file`); no memory is passed.
+        let rc = unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, flags) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, len);
+    Ok(())
+}
+
+/// The nice value of background log threads (see [`lower_thread_priority`]).
+const BACKGROUND_NICE: libc::c_int = 10;
+
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }

@@ -125,6 +125,9 @@ pub struct Partition {
     /// Threads finishing seals of rolled segments (writer.rs), joined by
     /// `close_partition` and `truncate_to`.
     pub(crate) sealers: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// Set while someone waits for the seals: they stop pacing their
+    /// index writes (see `atomic_file::write_paced`).
+    pub(crate) seals_hurry: AtomicBool,
 }
 
 impl std::fmt::Debug for Partition {

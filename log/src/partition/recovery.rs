@@ -403,6 +403,7 @@ pub(crate) fn open_partition(
         snapshot_offset: Mutex::new(0),
         spare,
         sealers: Mutex::new(Vec::new()),
+        seals_hurry: AtomicBool::new(false),
     });
     match &partition.spare {
         Some(spare) => spare.prepare(),

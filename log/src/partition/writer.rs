@@ -116,6 +116,29 @@ fn create_next(
     Ok(new)
 }
 
+/// Share of a rolled segment's fill time (its first to last append, in log
+/// time) over which its index file is written, at most
+/// [`INDEX_WRITE_SPREAD_MAX`]: an index is 6 % of its segment's bytes with
+/// 250-byte records, so spread over half the time the next segment takes
+/// to fill it costs the appends about an eighth of the disk meanwhile.
+const INDEX_WRITE_SPREAD_SHARE: u64 = 2;
+
+/// The longest an index write is spread over: what a close or a truncate
+/// could wait for a seal if nobody told it to hurry.
+const INDEX_WRITE_SPREAD_MAX: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long to spread the write of a rolled segment's index file over.
+fn index_write_spread(segment: &ActiveSegment, index_bytes: usize) -> std::time::Duration {
+    if index_bytes <= atomic_file::PACED_WRITE_CHUNK_BYTES {
+        return std::time::Duration::ZERO;
+    }
+    let b = locking::read(&segment.index);
+    let fill_ms = b
+        .first_time_ms
+        .map_or(0, |first| b.last_time_ms.saturating_sub(first));
+    std::time::Duration::from_millis(fill_ms / INDEX_WRITE_SPREAD_SHARE).min(INDEX_WRITE_SPREAD_MAX)
+}
+
 /// Wraps an open segment file whose first `len` bytes are valid batches.
 pub(crate) fn open_active(
     p: &super::PartitionSettings,
@@ -386,6 +409,7 @@ impl Partition {
         let spawned = std::thread::Builder::new()
             .name("dropline-seal".into())
             .spawn(move || {
+                crate::io::lower_thread_priority();
                 if let Some(seal) = locking::lock(&theirs).take() {
                     me.finish_seal(seal);
                 }
@@ -405,12 +429,15 @@ impl Partition {
         }
     }
 
-    /// Waits until every seal started so far has finished.
+    /// Waits until every seal started so far has finished (they stop
+    /// pacing their index writes meanwhile).
     pub(crate) fn wait_for_seals(&self) {
         let sealers = std::mem::take(&mut *locking::lock(&self.sealers));
+        self.seals_hurry.store(true, Ordering::Release);
         for h in sealers {
             let _ = h.join();
         }
+        self.seals_hurry.store(false, Ordering::Release);
     }
 
     /// Writes the index file of a rolled segment (atomically, with the
@@ -451,7 +478,11 @@ impl Partition {
             )
         };
         let idx_path = s.dir.join(index_file_name(base));
-        atomic_file::write(&idx_path, &idx, true)?;
+        let pace = atomic_file::Pace {
+            spread: index_write_spread(&seal.segment, idx.len()),
+            hurry: &self.seals_hurry,
+        };
+        atomic_file::write_paced(&idx_path, &idx, true, &pace)?;
         let header = decode_index_header(&idx_path, &idx)?;
         {
             // Seals may finish out of order; keep the newest snapshot.

@@ -257,21 +257,29 @@ pub(crate) fn encode_index_file(
 ) -> Vec<u8> {
     let mut keys = builder.keys.clone();
     keys.sort_unstable();
-    let mut body = Vec::with_capacity(
-        builder.sparse.len() * SPARSE_ENTRY_BYTES + keys.len() * KEY_ENTRY_BYTES,
+    // Header and body in one buffer: the body of a full segment's index is
+    // megabytes, and copying it behind the header doubled the allocation.
+    let mut table = Vec::new();
+    let producer_count = producers.encode(&mut table);
+    let mut h = Vec::with_capacity(
+        INDEX_HEADER_BYTES
+            + builder.sparse.len() * SPARSE_ENTRY_BYTES
+            + keys.len() * KEY_ENTRY_BYTES
+            + table.len(),
     );
+    h.resize(INDEX_HEADER_BYTES, 0);
     for e in &builder.sparse {
-        body.extend_from_slice(&e.rel_offset.to_le_bytes());
-        body.extend_from_slice(&e.position.to_le_bytes());
-        body.extend_from_slice(&e.first_time_ms.to_le_bytes());
+        h.extend_from_slice(&e.rel_offset.to_le_bytes());
+        h.extend_from_slice(&e.position.to_le_bytes());
+        h.extend_from_slice(&e.first_time_ms.to_le_bytes());
     }
     for e in &keys {
-        body.extend_from_slice(&e.hash.to_le_bytes());
-        body.extend_from_slice(&e.position.to_le_bytes());
-        body.extend_from_slice(&e.rel_offset.to_le_bytes());
+        h.extend_from_slice(&e.hash.to_le_bytes());
+        h.extend_from_slice(&e.position.to_le_bytes());
+        h.extend_from_slice(&e.rel_offset.to_le_bytes());
     }
-    let producer_count = producers.encode(&mut body);
-    let mut h = vec![0u8; INDEX_HEADER_BYTES];
+    h.extend_from_slice(&table);
+    let body_crc = crc32c::crc32c(&h[INDEX_HEADER_BYTES..]);
     h[0..4].copy_from_slice(&INDEX_MAGIC);
     h[8..16].copy_from_slice(&segment_bytes.to_le_bytes());
     h[16..24].copy_from_slice(&base_offset.to_le_bytes());
@@ -281,10 +289,9 @@ pub(crate) fn encode_index_file(
     h[48..52].copy_from_slice(&(builder.sparse.len() as u32).to_le_bytes());
     h[52..56].copy_from_slice(&(keys.len() as u32).to_le_bytes());
     h[56..60].copy_from_slice(&producer_count.to_le_bytes());
-    h[60..64].copy_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+    h[60..64].copy_from_slice(&body_crc.to_le_bytes());
     let crc = header_crc(&h);
     h[4..8].copy_from_slice(&crc.to_le_bytes());
-    h.extend_from_slice(&body);
     h
 }
 

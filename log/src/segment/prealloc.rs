@@ -198,6 +198,7 @@ impl Spare {
         let spawned = std::thread::Builder::new()
             .name("dropline-prealloc".into())
             .spawn(move || {
+                crate::io::lower_thread_priority();
                 let res = OpenOptions::new()
                     .read(true)
                     .write(true)
