@@ -7,7 +7,7 @@ mod http_support;
 
 use std::collections::BTreeSet;
 
-use dropline_adapters::http::{openapi, route_table};
+use dropline_adapters::http::{DEAD_LETTER_SEAL_CONTEXT, HttpDeadLetter, openapi, route_table};
 use dropline_operators::model::{Status, SubStatus};
 use http_support::*;
 use serde_json::Value;
@@ -266,6 +266,25 @@ async fn real_responses_validate_against_the_document() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
     check(&node, &doc, "get", "/v1/admin/status", r).await;
+    // The refusal is kept in dead-letters with its route (and never the
+    // presented token), sealed like every HTTP dead letter.
+    let letters: Vec<HttpDeadLetter> = node
+        .log
+        .partition("dead-letters", 0)
+        .unwrap()
+        .lookup_key(b"http")
+        .unwrap()
+        .iter()
+        .filter_map(|r| HttpDeadLetter::decode(&r.value))
+        .filter(|l| l.route == "admin API")
+        .collect();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].code, 4, "unauthorized");
+    let opened = node
+        .sealer
+        .open_bytes(DEAD_LETTER_SEAL_CONTEXT, &letters[0].payload)
+        .unwrap();
+    assert_eq!(opened, b"GET /v1/admin/status");
     let r = c
         .get(format!("{}/v1/admin/topics", node.base))
         .header("authorization", &auth)

@@ -18,11 +18,18 @@ use serde::{Deserialize, Serialize};
 
 use super::app::App;
 use super::config::AdminToken;
+use super::dead_letter::{self, DeadLetterSource};
 use super::problem::{Problem, ProblemKind};
 use crate::forensics::{self, ForensicsError};
 
-/// Checks the bearer token; `Some` is the refusal to send.
-pub(crate) fn refuse_unless_admin(app: &App, headers: &HeaderMap) -> Option<Response> {
+/// Checks the bearer token; `Some` is the refusal to send. A wrong or
+/// missing token is counted and kept in `dead-letters` (the route only:
+/// the presented token is never stored) before the 401 goes out.
+pub(crate) async fn refuse_unless_admin(
+    app: &Arc<App>,
+    headers: &HeaderMap,
+    route: &'static str,
+) -> Option<Response> {
     let Some(token) = &app.config.admin_token else {
         return Some(
             Problem::new(ProblemKind::Forbidden, "no admin token is configured").into_response(),
@@ -33,6 +40,13 @@ pub(crate) fn refuse_unless_admin(app: &App, headers: &HeaderMap) -> Option<Resp
         app.metrics
             .admin_unauthorized
             .fetch_add(1, Ordering::Relaxed);
+        dead_letter::keep(
+            app,
+            DeadLetterSource::AdminApi,
+            Some(ProblemKind::Unauthorized),
+            route.as_bytes(),
+        )
+        .await;
     }
     refusal
 }
@@ -173,7 +187,7 @@ pub(crate) fn node_status(app: &App) -> NodeStatus {
 
 /// `GET /v1/admin/status`.
 pub(crate) async fn status(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    if let Some(r) = refuse_unless_admin(&app, &headers) {
+    if let Some(r) = refuse_unless_admin(&app, &headers, "GET /v1/admin/status").await {
         return r;
     }
     Json(node_status(&app)).into_response()
@@ -181,7 +195,7 @@ pub(crate) async fn status(State(app): State<Arc<App>>, headers: HeaderMap) -> R
 
 /// `GET /v1/admin/topics`.
 pub(crate) async fn topics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    if let Some(r) = refuse_unless_admin(&app, &headers) {
+    if let Some(r) = refuse_unless_admin(&app, &headers, "GET /v1/admin/topics").await {
         return r;
     }
     Json(topics_status(&app.state.log)).into_response()
@@ -210,7 +224,7 @@ pub(crate) async fn drop_mode(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Some(r) = refuse_unless_admin(&app, &headers) {
+    if let Some(r) = refuse_unless_admin(&app, &headers, "POST /v1/admin/drop-mode").await {
         return r;
     }
     let req: DropModeRequest = match serde_json::from_slice(&body) {
@@ -238,7 +252,7 @@ pub(crate) async fn drop_mode(
 
 /// `GET /v1/admin/stats`: one dashboard snapshot.
 pub(crate) async fn stats(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    if let Some(r) = refuse_unless_admin(&app, &headers) {
+    if let Some(r) = refuse_unless_admin(&app, &headers, "GET /v1/admin/stats").await {
         return r;
     }
     let Some(src) = app.state.stats.clone() else {
@@ -276,7 +290,9 @@ pub(crate) async fn forensics_parcel(
     Query(q): Query<ForensicsQuery>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(r) = refuse_unless_admin(&app, &headers) {
+    if let Some(r) =
+        refuse_unless_admin(&app, &headers, "GET /v1/forensics/{tracking_number}").await
+    {
         return r;
     }
     let at_ms = match q.at.as_deref().map(forensics::parse_time) {

@@ -35,12 +35,15 @@ pub const DEAD_LETTER_SEAL_CONTEXT: &[u8] = b"dead-letter";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum DeadLetterSource {
     CreateShipment,
+    /// A refused admin request (its payload is the route).
+    AdminApi,
 }
 
 impl DeadLetterSource {
     fn name(self) -> &'static str {
         match self {
             DeadLetterSource::CreateShipment => "POST /v1/shipments",
+            DeadLetterSource::AdminApi => "admin API",
         }
     }
 }
@@ -60,7 +63,8 @@ fn problem_code(kind: Option<ProblemKind>) -> u16 {
 /// A decoded HTTP dead letter (payload still sealed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpDeadLetter {
-    /// Problem code (1 malformed body, 2 invalid field, 3 conflict).
+    /// Problem code (1 malformed body, 2 invalid field, 3 conflict, 4
+    /// unauthorized, 5 not permitted).
     pub code: u16,
     /// Flags (bit 0: payload sealed).
     pub flags: u32,
