@@ -27,6 +27,8 @@ use cluster_support::{
     init_cluster, partition, read_replica, spawn_node,
 };
 use dropline_adapters::client::IngestClient;
+use dropline_adapters::http::{DEAD_LETTERS_TOPIC, HTTP_DEAD_LETTER_KEY, HttpDeadLetter};
+use dropline_log::{Log, LogConfig};
 
 const NODES: u64 = 3;
 const PARTITIONS: u32 = 2;
@@ -240,4 +242,21 @@ fn leader_killed_under_load_loses_nothing_and_the_restarted_node_catches_up() {
     }
     let datas: Vec<PathBuf> = nodes.iter().map(|n| n.data.clone()).collect();
     assert_replicas_identical(&datas, PARTITIONS);
+    // The refused status requests are kept in node 0's dead-letters, with
+    // the route and never the token: the two above, and those of the page
+    // opened without a token (it polls every second).
+    let log = Log::open(LogConfig::new(nodes[0].data.join("log"))).unwrap();
+    let refused: Vec<HttpDeadLetter> = log
+        .partition(DEAD_LETTERS_TOPIC, 0)
+        .unwrap()
+        .lookup_key(HTTP_DEAD_LETTER_KEY)
+        .unwrap()
+        .iter()
+        .filter_map(|r| HttpDeadLetter::decode(&r.value))
+        .collect();
+    assert!(refused.len() >= 2, "{refused:?}");
+    for letter in &refused {
+        assert_eq!((letter.code, letter.route.as_str()), (4, "admin API"));
+        assert_eq!(letter.payload, b"GET /admin/cluster/status");
+    }
 }

@@ -104,6 +104,44 @@ impl HttpDeadLetter {
     }
 }
 
+/// The value of an HTTP dead letter (layout in the module docs).
+fn encode(
+    code: u16,
+    flags: u32,
+    received_at_ms: u64,
+    input_bytes: u64,
+    name: &str,
+    payload: &[u8],
+) -> Vec<u8> {
+    let name = &name.as_bytes()[..name.len().min(usize::from(u16::MAX))];
+    let mut v = Vec::with_capacity(26 + name.len() + payload.len());
+    v.push(FORMAT_V1);
+    v.push(SOURCE_HTTP_API);
+    v.extend_from_slice(&code.to_le_bytes());
+    v.extend_from_slice(&flags.to_le_bytes());
+    v.extend_from_slice(&received_at_ms.to_le_bytes());
+    v.extend_from_slice(&input_bytes.to_le_bytes());
+    v.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    v.extend_from_slice(name);
+    v.extend_from_slice(payload);
+    v
+}
+
+/// The dead letter of an admin request refused for its bearer token, on a
+/// node without a contact sealer (a cluster node): name `admin API`, code
+/// 4 (unauthorized), and the route as the payload, unsealed (flags 0):
+/// it holds no personal data, and the presented token is never kept.
+pub fn encode_refused_admin_request(route: &str, received_at_ms: u64) -> Vec<u8> {
+    encode(
+        problem_code(Some(ProblemKind::Unauthorized)),
+        0,
+        received_at_ms,
+        0,
+        DeadLetterSource::AdminApi.name(),
+        route.as_bytes(),
+    )
+}
+
 /// Appends a dead letter for a rejected body and waits until it is
 /// durable. A failure is counted and logged, never turned into a second
 /// error for the client.
@@ -118,17 +156,14 @@ pub(crate) async fn keep(
         app.metrics.dead_letter_failed();
         return;
     };
-    let name = source.name().as_bytes();
-    let mut v = Vec::with_capacity(26 + name.len() + payload.len());
-    v.push(FORMAT_V1);
-    v.push(SOURCE_HTTP_API);
-    v.extend_from_slice(&problem_code(kind).to_le_bytes());
-    v.extend_from_slice(&FLAG_PAYLOAD_SEALED.to_le_bytes());
-    v.extend_from_slice(&app.now_ms().to_le_bytes());
-    v.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    v.extend_from_slice(&(name.len() as u16).to_le_bytes());
-    v.extend_from_slice(name);
-    v.extend_from_slice(&payload);
+    let v = encode(
+        problem_code(kind),
+        FLAG_PAYLOAD_SEALED,
+        app.now_ms(),
+        body.len() as u64,
+        source.name(),
+        &payload,
+    );
     let log = app.state.log.clone();
     let res = tokio::task::spawn_blocking(move || {
         let part = log.partition(DEAD_LETTERS_TOPIC, 0)?;
