@@ -6,7 +6,7 @@
 mod http_support;
 
 use dropline_adapters::http::{
-    AdminToken, ContactSealer, DEAD_LETTER_SEAL_CONTEXT, HttpDeadLetter, RateLimit, ShipmentKey,
+    AdminToken, ContactSealer, DEAD_LETTER_SEAL_CONTEXT, RateLimit, ShipmentKey,
 };
 use dropline_operators::model::{Channel, ShipmentOrder, Status, SubStatus, partition_for};
 use http_support::*;
@@ -110,13 +110,7 @@ async fn creation_is_idempotent_and_validated() {
     let p: serde_json::Value = r.json().await.unwrap();
     assert_eq!(p["type"], "/problems/malformed-body");
 
-    let dl = node.log.partition("dead-letters", 0).unwrap();
-    let letters: Vec<HttpDeadLetter> = dl
-        .lookup_key(b"http")
-        .unwrap()
-        .iter()
-        .filter_map(|r| HttpDeadLetter::decode(&r.value))
-        .collect();
+    let letters = http_dead_letters(&node.log);
     // The conflict, the invalid field and the malformed body.
     assert_eq!(letters.len(), 3, "{letters:?}");
     let invalid = letters.iter().find(|l| l.code == 2).unwrap();
@@ -225,14 +219,8 @@ async fn shipment_creation_needs_the_marketplace_key() {
     ] {
         assert!(metrics.contains(line), "{line} not in {metrics}");
     }
-    let codes: Vec<u16> = node
-        .log
-        .partition("dead-letters", 0)
-        .unwrap()
-        .lookup_key(b"http")
-        .unwrap()
+    let codes: Vec<u16> = http_dead_letters(&node.log)
         .iter()
-        .filter_map(|r| HttpDeadLetter::decode(&r.value))
         .map(|l| l.code)
         .collect();
     assert_eq!(codes, vec![4, 4, 5]);

@@ -7,7 +7,7 @@ mod http_support;
 
 use std::collections::BTreeSet;
 
-use dropline_adapters::http::{DEAD_LETTER_SEAL_CONTEXT, HttpDeadLetter, openapi, route_table};
+use dropline_adapters::http::{DEAD_LETTER_SEAL_CONTEXT, openapi, route_table};
 use dropline_operators::model::{Status, SubStatus};
 use http_support::*;
 use serde_json::Value;
@@ -268,14 +268,8 @@ async fn real_responses_validate_against_the_document() {
     check(&node, &doc, "get", "/v1/admin/status", r).await;
     // The refusal is kept in dead-letters with its route (and never the
     // presented token), sealed like every HTTP dead letter.
-    let letters: Vec<HttpDeadLetter> = node
-        .log
-        .partition("dead-letters", 0)
-        .unwrap()
-        .lookup_key(b"http")
-        .unwrap()
-        .iter()
-        .filter_map(|r| HttpDeadLetter::decode(&r.value))
+    let letters: Vec<_> = http_dead_letters(&node.log)
+        .into_iter()
         .filter(|l| l.route == "admin API")
         .collect();
     assert_eq!(letters.len(), 1, "{letters:?}");

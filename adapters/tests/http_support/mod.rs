@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use dropline_adapters::http::{ContactSealer, HttpConfig, HttpHandle, HttpState, serve_http};
+use dropline_adapters::http::{
+    ContactSealer, HttpConfig, HttpDeadLetter, HttpHandle, HttpState, serve_http,
+};
 use dropline_log::{AppendRequest, Log, LogConfig, Record};
 use dropline_operators::model::{Carrier, Status, SubStatus, partition_for};
 use dropline_operators::ops::text::InlineStr;
@@ -266,4 +268,15 @@ pub(crate) async fn start_admin(dir: &Path) -> (Node, Arc<RecordingAdmin>) {
     )
     .await;
     (node, admin)
+}
+
+/// The HTTP dead letters in `log`'s `dead-letters`, in log order.
+pub(crate) fn http_dead_letters(log: &Log) -> Vec<HttpDeadLetter> {
+    log.partition("dead-letters", 0)
+        .unwrap()
+        .lookup_key(b"http")
+        .unwrap()
+        .iter()
+        .filter_map(|r| HttpDeadLetter::decode(&r.value))
+        .collect()
 }
