@@ -302,43 +302,20 @@ async fn status(
         "send Authorization: Bearer <admin token> (the node's admin.token)",
     ) {
         s.admin_unauthorized.fetch_add(1, Ordering::Relaxed);
-        keep_refusal(&s.node, "GET /admin/cluster/status").await;
+        // Kept in this node's own (unreplicated) dead-letters; a failure
+        // is logged, never a second error for the client.
+        let route = "GET /admin/cluster/status";
+        if !dropline_adapters::http::keep_admin_refusal(s.node.log(), route).await {
+            tracing::warn!(
+                route,
+                "could not keep a refused admin request in dead-letters"
+            );
+        }
         return refusal;
     }
     let mut body = status_json(&s.node.status(), &s.name);
     body["nodes"] = serde_json::Value::Array(s.peers.clone());
     axum::Json(body).into_response()
-}
-
-/// Keeps a refused admin request in this node's (unreplicated)
-/// `dead-letters` topic, as the single-node admin API does, and waits until
-/// it is durable; a failure is logged, never a second error for the client.
-async fn keep_refusal(node: &Arc<ClusterNode>, route: &'static str) {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let value = dropline_adapters::http::encode_refused_admin_request(route, now_ms);
-    let node = node.clone();
-    let kept = tokio::task::spawn_blocking(move || {
-        let part = node
-            .log()
-            .partition(dropline_adapters::http::DEAD_LETTERS_TOPIC, 0)?;
-        part.append(&dropline_log::AppendRequest {
-            records: &[dropline_log::Record {
-                key: dropline_adapters::http::HTTP_DEAD_LETTER_KEY,
-                value: &value,
-            }],
-            producer: None,
-        })
-        .map(|_| ())
-    })
-    .await;
-    if !matches!(kept, Ok(Ok(()))) {
-        tracing::warn!(
-            route,
-            "could not keep a refused admin request in dead-letters"
-        );
-    }
 }
 
 /// Prometheus text of the cluster gauges and the ingest counters.

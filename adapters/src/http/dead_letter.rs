@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use dropline_log::{AppendRequest, Record};
+use dropline_log::{AppendRequest, Log, Record};
 
 use super::app::App;
 use super::problem::ProblemKind;
@@ -127,19 +127,42 @@ fn encode(
     v
 }
 
-/// The dead letter of an admin request refused for its bearer token, on a
-/// node without a contact sealer (a cluster node): name `admin API`, code
-/// 4 (unauthorized), and the route as the payload, unsealed (flags 0):
-/// it holds no personal data, and the presented token is never kept.
-pub fn encode_refused_admin_request(route: &str, received_at_ms: u64) -> Vec<u8> {
-    encode(
+/// Keeps an admin request refused for its bearer token on a node without
+/// a contact sealer (a cluster node) and waits until it is durable: name
+/// `admin API`, code 4 (unauthorized), and the route as the payload,
+/// unsealed (flags 0): it holds no personal data, and the presented token
+/// is never kept. `false` if it could not be kept.
+pub async fn keep_admin_refusal(log: &Arc<Log>, route: &str) -> bool {
+    let v = encode(
         problem_code(Some(ProblemKind::Unauthorized)),
         0,
-        received_at_ms,
+        log.config().clock.now_ms(),
         0,
         DeadLetterSource::AdminApi.name(),
         route.as_bytes(),
-    )
+    );
+    append(log.clone(), v).await
+}
+
+/// Appends the value `v` of an HTTP dead letter to `log`'s
+/// `dead-letters` and waits until it is durable; `false` on failure.
+async fn append(log: Arc<Log>, v: Vec<u8>) -> bool {
+    let res = tokio::task::spawn_blocking(move || {
+        let part = log.partition(DEAD_LETTERS_TOPIC, 0)?;
+        // The rejection is answered once the letter is durable: a client
+        // that saw its 4xx can rely on the input being kept, and a flood
+        // of bad requests is slowed to the group-commit pace.
+        part.append(&AppendRequest {
+            records: &[Record {
+                key: HTTP_DEAD_LETTER_KEY,
+                value: &v,
+            }],
+            producer: None,
+        })
+        .map(|_| ())
+    })
+    .await;
+    matches!(res, Ok(Ok(())))
 }
 
 /// Appends a dead letter for a rejected body and waits until it is
@@ -164,23 +187,7 @@ pub(crate) async fn keep(
         source.name(),
         &payload,
     );
-    let log = app.state.log.clone();
-    let res = tokio::task::spawn_blocking(move || {
-        let part = log.partition(DEAD_LETTERS_TOPIC, 0)?;
-        // The rejection is answered once the letter is durable: a client
-        // that saw its 4xx can rely on the input being kept, and a flood
-        // of bad requests is slowed to the group-commit pace.
-        part.append(&AppendRequest {
-            records: &[Record {
-                key: HTTP_DEAD_LETTER_KEY,
-                value: &v,
-            }],
-            producer: None,
-        })
-        .map(|_| ())
-    })
-    .await;
-    if !matches!(res, Ok(Ok(()))) {
+    if !append(app.state.log.clone(), v).await {
         app.metrics.dead_letter_failed();
         tracing::warn!("could not keep an HTTP dead letter");
     }

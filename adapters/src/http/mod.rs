@@ -52,7 +52,7 @@ pub use create::{
 };
 pub use dead_letter::{
     DEAD_LETTER_SEAL_CONTEXT, DEAD_LETTERS_TOPIC, FLAG_PAYLOAD_SEALED, HTTP_DEAD_LETTER_KEY,
-    HttpDeadLetter, SOURCE_HTTP_API, encode_refused_admin_request,
+    HttpDeadLetter, SOURCE_HTTP_API, keep_admin_refusal,
 };
 pub use metrics::HttpMetrics;
 pub use problem::{Problem, ProblemKind};

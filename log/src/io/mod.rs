@@ -177,8 +177,6 @@ impl DiskIo {
     }
 }
 
-/// fsyncs a directory so that creations, renames and unlinks in it are
-/// durable. Directories are not segment data, so this bypasses the backend.
 /// Lowers the calling thread's CPU and I/O priority, for work that must
 /// not delay appends and their fdatasyncs: sealing a rolled segment (its
 /// key index sort and index file write) and zero-filling the spare
@@ -248,6 +246,8 @@ pub(crate) fn write_back(file: &std::fs::File, offset: u64, len: u64) -> io::Res
 /// The nice value of background log threads (see [`lower_thread_priority`]).
 const BACKGROUND_NICE: libc::c_int = 10;
 
+/// fsyncs a directory so that creations, renames and unlinks in it are
+/// durable. Directories are not segment data, so this bypasses the backend.
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
