@@ -1,7 +1,9 @@
 //! Webhook receivers: signatures are verified (401 with the reason, and
 //! counted), unreadable bodies get a 400 with the reason and are kept as
 //! dead letters, repeated scans are handed on once, a full spool answers
-//! 503 so the carrier retries; and the example configuration parses.
+//! 503 so the carrier retries; a copy of a scan that arrives while
+//! another request is still handing it off is answered only once the scan
+//! is durable; and the example configuration parses.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod adapter_support;
@@ -170,6 +172,108 @@ async fn signatures_payloads_duplicates_and_backpressure() {
         .await
         .unwrap();
     assert!(scraped.contains("dropline_adapter_events_in_total 8"));
+    adapter.shutdown().await;
+}
+
+/// Two webhooks carry the same scan at once. The second must not be
+/// answered 200 as a duplicate while the first one's copy is not durable
+/// yet: if the first is then refused (or its request dies), nothing durable
+/// would back the second's 200. It waits, and hands the scan off itself
+/// when the first copy was refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrent_copy_is_answered_only_once_the_scan_is_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = real_limits();
+    let sim = sim_config(1.0, &limits);
+    let carrier = Carrier::Ups;
+    let config = adapter_config(dir.path(), "http://127.0.0.1:9", &limits, &sim, &[carrier]);
+    let sink = Arc::new(GatedSink::default());
+    let adapter = run_adapter(config, sink.clone()).await.unwrap();
+    let url = format!("{}/webhooks/{carrier}", adapter.base_url());
+    let secret = sim.secrets.get(carrier).clone();
+    let http = reqwest::Client::new();
+    let post = |body: Vec<u8>| {
+        let req = http
+            .post(&url)
+            .header("content-type", "application/json")
+            .header(signature_header(carrier), sign(secret.as_bytes(), &body))
+            .body(body);
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            (
+                status,
+                r.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+    let copy_waits = |n: u64| {
+        let adapter = &adapter;
+        async move {
+            // No event to wait on inside the adapter: yield until the
+            // counter moves (the select below fails the test if the
+            // second request answers first instead).
+            while adapter.metrics().carrier(carrier).copy_waits < n {
+                tokio::task::yield_now().await;
+            }
+        }
+    };
+
+    for (round, refuse_first) in [(1u64, false), (2, true)] {
+        let body = render_webhook(carrier, &journey(carrier, 7, round as i64));
+        let held_before = sink.events.lock().unwrap().len();
+        sink.hold();
+        let first = tokio::spawn(post(body.clone()));
+        sink.wait_entered(if refuse_first { 2 } else { 1 }).await;
+        let mut second = tokio::spawn(post(body.clone()));
+        tokio::select! {
+            r = &mut second => panic!(
+                "round {round}: the copy was answered {:?} while the first request's scan was not durable",
+                r.unwrap()
+            ),
+            () = copy_waits(round) => {}
+        }
+        sink.release(refuse_first);
+        let (first, second) = (first.await.unwrap(), second.await.unwrap());
+        let events = sink.events.lock().unwrap().clone();
+        assert_eq!(
+            events.len(),
+            held_before + 1,
+            "round {round}: the scan once"
+        );
+        if refuse_first {
+            assert_eq!(first.0, 503, "round {round}: {first:?}");
+            assert_eq!(second.0, 200);
+            assert_eq!(
+                (
+                    second.1["accepted"].as_u64(),
+                    second.1["duplicates"].as_u64()
+                ),
+                (Some(1), Some(0)),
+                "round {round}: the copy handed the scan off itself: {second:?}"
+            );
+        } else {
+            assert_eq!(first.0, 200);
+            assert_eq!(first.1["accepted"], 1);
+            assert_eq!(second.0, 200);
+            assert_eq!(
+                (
+                    second.1["accepted"].as_u64(),
+                    second.1["duplicates"].as_u64()
+                ),
+                (Some(0), Some(1)),
+                "round {round}: {second:?}"
+            );
+        }
+    }
+    let m = adapter.metrics();
+    let c = m.carrier(carrier);
+    assert_eq!((c.copy_waits, c.duplicates, c.refused_full), (2, 1, 1));
+    assert!(
+        adapter
+            .render_prometheus()
+            .contains("dropline_adapter_copy_waits_total{carrier=\"ups\"} 2")
+    );
     adapter.shutdown().await;
 }
 

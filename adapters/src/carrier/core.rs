@@ -5,6 +5,7 @@
 //! `.await`; the webhook handlers and the poller tasks only await the
 //! sink and the carriers.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use dropline_operators::model::{Carrier, CarrierEvent, EventSource};
@@ -26,6 +27,11 @@ pub const FEDEX_NUMBERS_PER_REQUEST_MAX: usize = 30;
 
 pub(crate) struct Core {
     pub(crate) registry: Registry,
+    /// Fingerprints reserved by hand-offs still waiting for the sink, with
+    /// how many hold each. A scan reserved here is marked seen but not yet
+    /// durable: a copy of it in another request waits for the outcome
+    /// instead of being answered as a duplicate.
+    in_flight: HashMap<u64, u32>,
     pub(crate) queues: [Option<CarrierQueue>; 4],
     pub(crate) silence: [Silence; 4],
     rng: SplitMix64,
@@ -45,6 +51,9 @@ pub(crate) struct Shared<S> {
     pub(crate) core: Mutex<Core>,
     /// Wakes each carrier's poller (new registrations, promotions).
     pub(crate) wake: [Notify; 4],
+    /// Signalled whenever a hand-off's reservations are settled (its
+    /// scans durable or released).
+    pub(crate) settled: Notify,
 }
 
 /// What a hand-off did.
@@ -77,9 +86,20 @@ impl Core {
         });
         Core {
             registry: Registry::default(),
+            in_flight: HashMap::new(),
             queues,
             silence: Carrier::ALL.map(|_| Silence::new(now_ms)),
             rng: SplitMix64::new(config.poller.seed),
+        }
+    }
+
+    /// Ends one hold of `fp` taken by a hand-off.
+    fn release(&mut self, fp: u64) {
+        if let Some(n) = self.in_flight.get_mut(&fp) {
+            *n -= 1;
+            if *n == 0 {
+                self.in_flight.remove(&fp);
+            }
         }
     }
 
@@ -88,6 +108,32 @@ impl Core {
             return lo as i64;
         }
         (lo + self.rng.next_u64() % (hi - lo + 1)) as i64
+    }
+}
+
+/// The scans a hand-off reserved while it waits for the sink. Dropped
+/// with scans still held (the hand-off was cancelled), it releases them
+/// as not durable and wakes the copies waiting on them.
+struct Reservation<'a, S: EventSink> {
+    shared: &'a Shared<S>,
+    held: Vec<(&'a str, u64)>,
+}
+
+impl<S: EventSink> Drop for Reservation<'_, S> {
+    fn drop(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        {
+            let mut core = self.shared.lock();
+            for (tracking_number, fp) in self.held.drain(..) {
+                core.release(fp);
+                if let Some(s) = core.registry.shipments.get_mut(tracking_number) {
+                    s.unmark(fp);
+                }
+            }
+        }
+        self.shared.settled.notify_waiters();
     }
 }
 
@@ -301,6 +347,11 @@ impl<S: EventSink> Shared<S> {
     /// of them is durable, or with the first refusal (refused scans stay
     /// unseen, so the carrier's retry or the next poll brings them again).
     /// `learn`: start tracking unknown numbers (webhooks).
+    ///
+    /// A scan that another request is handing off at the same moment is
+    /// not answered as a duplicate until that copy is durable: this one
+    /// waits for it, and hands the scan off itself if that copy was
+    /// refused. So an answer of success always covers durable scans only.
     pub(crate) async fn hand_off(
         &self,
         carrier: Carrier,
@@ -308,14 +359,49 @@ impl<S: EventSink> Shared<S> {
         source: EventSource,
         learn: bool,
     ) -> Result<HandOff, SinkRefusal> {
+        let mut total = HandOff::default();
+        let mut events = events;
+        loop {
+            let (done, waiting) = self.hand_off_once(carrier, events, source, learn).await?;
+            total.accepted += done.accepted;
+            total.duplicates += done.duplicates;
+            if waiting.is_empty() {
+                return Ok(total);
+            }
+            add(&self.metrics.carrier(carrier).copy_waits, 1);
+            let fps: Vec<u64> = waiting.iter().map(event_fingerprint).collect();
+            loop {
+                // Created before the check, so a settlement in between is
+                // not missed.
+                let settled = self.settled.notified();
+                if fps.iter().all(|fp| !self.lock().in_flight.contains_key(fp)) {
+                    break;
+                }
+                settled.await;
+            }
+            events = waiting;
+        }
+    }
+
+    /// One pass of [`Self::hand_off`]: returns what it did and the scans
+    /// whose copies were in flight elsewhere.
+    async fn hand_off_once(
+        &self,
+        carrier: Carrier,
+        events: Vec<CarrierEvent>,
+        source: EventSource,
+        learn: bool,
+    ) -> Result<(HandOff, Vec<CarrierEvent>), SinkRefusal> {
         let now = self.clock.now_ms();
         let m = self.metrics.carrier(carrier);
         let mut fresh = Vec::with_capacity(events.len());
         let mut fps = Vec::with_capacity(events.len());
+        let mut waiting = Vec::new();
         let mut duplicates = 0usize;
         let mut learned = Vec::new();
         {
-            let mut core = self.lock();
+            let mut guard = self.lock();
+            let core = &mut *guard;
             let full = core.registry.shipments.len() >= self.config.poller.shipments_max;
             for e in events {
                 if !core.registry.shipments.contains_key(&e.tracking_number) {
@@ -332,16 +418,21 @@ impl<S: EventSink> Shared<S> {
                     continue;
                 };
                 if s.has_seen(fp) {
-                    duplicates += 1;
+                    if core.in_flight.contains_key(&fp) {
+                        waiting.push(e);
+                    } else {
+                        duplicates += 1;
+                    }
                     continue;
                 }
-                // Reserve: a concurrent copy of this scan is a duplicate.
+                // Reserve: a concurrent copy of this scan waits for us.
                 s.mark_seen(fp);
+                *core.in_flight.entry(fp).or_insert(0) += 1;
                 fps.push(fp);
                 fresh.push(e);
             }
             for n in &learned {
-                self.schedule_soon(&mut core, n, now);
+                self.schedule_soon(core, n, now);
             }
         }
         add(&m.duplicates, duplicates as u64);
@@ -358,17 +449,33 @@ impl<S: EventSink> Shared<S> {
             self.wake[slot(carrier)].notify_one();
         }
         if fresh.is_empty() {
-            return Ok(HandOff {
-                accepted: 0,
-                duplicates,
-            });
+            return Ok((
+                HandOff {
+                    accepted: 0,
+                    duplicates,
+                },
+                waiting,
+            ));
         }
+        // Released as not durable if this future is dropped mid-way (the
+        // request was cancelled): a later copy hands the scans off again.
+        let mut reservation = Reservation {
+            shared: self,
+            held: fresh
+                .iter()
+                .map(|e| e.tracking_number.as_str())
+                .zip(fps.iter().copied())
+                .collect(),
+        };
         let outcomes = self.sink.accept(&fresh).await;
+        reservation.held.clear();
+        drop(reservation);
         let mut refusal = None;
         let mut seen = Vec::new();
         let mut accepted = 0usize;
         {
-            let mut core = self.lock();
+            let mut guard = self.lock();
+            let core = &mut *guard;
             for ((e, fp), outcome) in
                 fresh
                     .iter()
@@ -381,6 +488,7 @@ impl<S: EventSink> Shared<S> {
                             }))),
                     )
             {
+                core.release(*fp);
                 let Some(s) = core.registry.shipments.get_mut(&e.tracking_number) else {
                     continue;
                 };
@@ -403,6 +511,7 @@ impl<S: EventSink> Shared<S> {
                 }
             }
         }
+        self.settled.notify_waiters();
         self.state_log.append(&seen);
         add(&self.metrics.events_in, accepted as u64);
         match source {
@@ -411,10 +520,13 @@ impl<S: EventSink> Shared<S> {
         }
         match refusal {
             Some(r) => Err(r),
-            None => Ok(HandOff {
-                accepted,
-                duplicates,
-            }),
+            None => Ok((
+                HandOff {
+                    accepted,
+                    duplicates,
+                },
+                waiting,
+            )),
         }
     }
 

@@ -36,6 +36,9 @@ pub(crate) struct CarrierMetrics {
     pub(crate) webhook_events: AtomicU64,
     /// Scans dropped as already handed on.
     pub(crate) duplicates: AtomicU64,
+    /// Hand-offs that waited for another request's copy of a scan to
+    /// become durable (or to fail) before answering.
+    pub(crate) copy_waits: AtomicU64,
     /// Scans with a code the normalizer does not map.
     pub(crate) unknown_codes: AtomicU64,
     /// Times webhook silence promoted the carrier's shipments to polling.
@@ -145,6 +148,7 @@ impl AdapterMetrics {
                     poll_events: get(&m.poll_events),
                     webhook_events: get(&m.webhook_events),
                     duplicates: get(&m.duplicates),
+                    copy_waits: get(&m.copy_waits),
                     unknown_codes: get(&m.unknown_codes),
                     silence_promotions: get(&m.silence_promotions),
                     silent: get(&m.silent) != 0,
@@ -197,6 +201,7 @@ pub struct CarrierMetricsSnapshot {
     pub poll_events: u64,
     pub webhook_events: u64,
     pub duplicates: u64,
+    pub copy_waits: u64,
     pub unknown_codes: u64,
     pub silence_promotions: u64,
     pub silent: bool,
@@ -338,7 +343,7 @@ impl AdapterMetricsSnapshot {
                 "dropline_adapter_orders_skipped_total{{reason=\"{reason}\"}} {n}"
             );
         }
-        let per: [(&str, &str, &str, Getter); 16] = [
+        let per: [(&str, &str, &str, Getter); 17] = [
             ("requests_total", "counter", "Polling requests sent.", |c| {
                 c.requests
             }),
@@ -407,6 +412,12 @@ impl AdapterMetricsSnapshot {
                 "counter",
                 "Scans dropped as already handed on.",
                 |c| c.duplicates,
+            ),
+            (
+                "copy_waits_total",
+                "counter",
+                "Hand-offs that waited for a concurrent copy of a scan to be durable.",
+                |c| c.copy_waits,
             ),
             (
                 "unknown_codes_total",

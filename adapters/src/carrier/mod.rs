@@ -139,6 +139,7 @@ pub async fn run_adapter_with_clock<S: EventSink>(
         core: Mutex::new(Core::new(&config, now)),
         metrics: Default::default(),
         wake: [Notify::new(), Notify::new(), Notify::new(), Notify::new()],
+        settled: Notify::new(),
         config,
         clock,
         state_log,

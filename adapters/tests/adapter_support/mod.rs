@@ -53,6 +53,76 @@ impl TestSink {
     }
 }
 
+/// A sink whose `accept` can be held open, and told to refuse the next
+/// call once released: for races between requests carrying the same scan.
+#[derive(Default)]
+pub struct GatedSink {
+    pub events: Mutex<Vec<CarrierEvent>>,
+    gate: Mutex<Gate>,
+    changed: Notify,
+}
+
+#[derive(Default)]
+struct Gate {
+    held: bool,
+    refuse_next: bool,
+    entered: usize,
+}
+
+impl EventSink for GatedSink {
+    async fn accept(&self, events: &[CarrierEvent]) -> Vec<Result<(), SinkRefusal>> {
+        let mut counted = false;
+        let refuse = loop {
+            let changed = self.changed.notified();
+            {
+                let mut g = self.gate.lock().unwrap();
+                if !counted {
+                    counted = true;
+                    g.entered += 1;
+                    self.changed.notify_waiters();
+                }
+                if !g.held {
+                    break std::mem::take(&mut g.refuse_next);
+                }
+            }
+            changed.await;
+        };
+        if refuse {
+            return events.iter().map(|_| Err(SinkRefusal::Full)).collect();
+        }
+        self.events.lock().unwrap().extend(events.iter().cloned());
+        events.iter().map(|_| Ok(())).collect()
+    }
+}
+
+impl GatedSink {
+    /// Holds every `accept` until [`GatedSink::release`].
+    pub fn hold(&self) {
+        self.gate.lock().unwrap().held = true;
+    }
+
+    /// Lets held and later calls through; the first one to pass refuses
+    /// its events as a full spool would when `refuse_first` is set.
+    pub fn release(&self, refuse_first: bool) {
+        let mut g = self.gate.lock().unwrap();
+        g.held = false;
+        g.refuse_next = refuse_first;
+        drop(g);
+        self.changed.notify_waiters();
+    }
+
+    /// Waits until `accept` has been called `n` times in all.
+    pub async fn wait_entered(&self, n: usize) {
+        loop {
+            let changed = self.changed.notified();
+            if self.gate.lock().unwrap().entered >= n {
+                return;
+            }
+            changed.await;
+        }
+    }
+}
+
 pub fn truth_key(e: &CarrierEvent) -> GroundTruthScan {
     GroundTruthScan {
         carrier: e.carrier,
