@@ -124,6 +124,49 @@ pub struct Replica {
     applied: u64,
     /// Offset after the last applied entry.
     applied_offset_end: u64,
+    /// The producers of Raft's unstable entries, each entry decoded once.
+    unstable: UnstableProducers,
+}
+
+/// The producer batches among Raft's unstable entries (held by Raft, not
+/// yet handed to storage). A leader asks for every producer proposal, and
+/// a turn can carry hundreds of them, so each entry is decoded once
+/// instead of the whole unstable list per proposal.
+///
+/// Valid while Raft's unstable list starts at the same index and still
+/// holds the last decoded entry with the same term: by Raft's log matching
+/// property the entries before it are then the same too. Anything else
+/// (entries handed to storage, a conflicting suffix replaced) rebuilds it.
+#[derive(Debug, Default)]
+struct UnstableProducers {
+    offset: u64,
+    decoded: usize,
+    last_term: u64,
+    producers: HashSet<ProducerSeq>,
+}
+
+impl UnstableProducers {
+    fn holds(&mut self, unstable: &raft::Unstable, p: ProducerSeq) -> bool {
+        let entries = &unstable.entries;
+        let valid = self.offset == unstable.offset
+            && self.decoded <= entries.len()
+            && (self.decoded == 0 || entries[self.decoded - 1].term == self.last_term);
+        if !valid {
+            self.offset = unstable.offset;
+            self.decoded = 0;
+            self.producers.clear();
+        }
+        for e in &entries[self.decoded..] {
+            if !e.get_data().is_empty()
+                && let Some(q) = decode_batch(e.get_data()).ok().and_then(|b| b.producer())
+            {
+                self.producers.insert(q);
+            }
+        }
+        self.decoded = entries.len();
+        self.last_term = entries.last().map_or(0, |e| e.term);
+        self.producers.contains(&p)
+    }
 }
 
 impl std::fmt::Debug for Replica {
@@ -173,6 +216,7 @@ impl Replica {
             acks: Vec::new(),
             applied,
             applied_offset_end,
+            unstable: UnstableProducers::default(),
         })
     }
 
@@ -358,7 +402,7 @@ impl Replica {
     /// Whether `p`'s predecessor is in this replica's Raft log but not yet
     /// in its partition log: proposed by this leader in its current term,
     /// or stepped in from an earlier leader and not yet handed to storage.
-    fn follows_uncommitted(&self, p: ProducerSeq) -> bool {
+    fn follows_uncommitted(&mut self, p: ProducerSeq) -> bool {
         if p.sequence == 0 {
             return false;
         }
@@ -375,11 +419,8 @@ impl Replica {
     }
 
     /// Whether Raft holds a batch of `p` it has not handed to storage yet.
-    fn unstable_holds(&self, p: ProducerSeq) -> bool {
-        self.node.raft.raft_log.unstable.entries.iter().any(|e| {
-            !e.get_data().is_empty()
-                && decode_batch(e.get_data()).ok().and_then(|b| b.producer()) == Some(p)
-        })
+    fn unstable_holds(&mut self, p: ProducerSeq) -> bool {
+        self.unstable.holds(&self.node.raft.raft_log.unstable, p)
     }
 
     /// Processes Raft's pending work: persists the hard state and cuts a
@@ -507,5 +548,78 @@ impl Replica {
         self.applied = last.index;
         self.node.advance_apply_to(self.applied);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raft::eraftpb::Entry;
+
+    fn entry(index: u64, term: u64, producer: Option<(u64, u64)>) -> Entry {
+        let mut e = Entry {
+            index,
+            term,
+            ..Entry::default()
+        };
+        if let Some((producer_id, sequence)) = producer {
+            let data = dropline_log::encode_unplaced_batch(
+                &AppendRequest {
+                    records: &[Record {
+                        key: b"k",
+                        value: b"v",
+                    }],
+                    producer: Some(ProducerSeq {
+                        producer_id,
+                        sequence,
+                    }),
+                },
+                false,
+                1,
+            )
+            .expect("encodes");
+            e.data = data.into();
+        }
+        e
+    }
+
+    fn seq(producer_id: u64, sequence: u64) -> ProducerSeq {
+        ProducerSeq {
+            producer_id,
+            sequence,
+        }
+    }
+
+    #[test]
+    fn unstable_producers_follow_appends_replacements_and_persistence() {
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let mut u = raft::Unstable::new(5, logger);
+        let mut c = UnstableProducers::default();
+        assert!(!c.holds(&u, seq(1, 0)));
+
+        // Appended behind what was decoded: only the new entries are read.
+        u.truncate_and_append(&[entry(5, 1, None), entry(6, 1, Some((1, 0)))]);
+        assert!(c.holds(&u, seq(1, 0)));
+        u.truncate_and_append(&[entry(7, 1, Some((1, 1)))]);
+        assert!(c.holds(&u, seq(1, 1)));
+        assert_eq!(c.decoded, 3);
+
+        // A new leader replaces the suffix from index 6: the old batches
+        // are gone, the new one is there.
+        u.truncate_and_append(&[entry(6, 2, Some((2, 0)))]);
+        assert!(!c.holds(&u, seq(1, 0)));
+        assert!(!c.holds(&u, seq(1, 1)));
+        assert!(c.holds(&u, seq(2, 0)));
+
+        // Replaced by an equally long suffix of another term: the last
+        // decoded entry's term tells.
+        u.truncate_and_append(&[entry(6, 3, Some((3, 0)))]);
+        assert!(!c.holds(&u, seq(2, 0)));
+        assert!(c.holds(&u, seq(3, 0)));
+
+        // Handed to storage: nothing is unstable any more.
+        u.stable_entries(6, 3);
+        assert!(u.entries.is_empty());
+        assert!(!c.holds(&u, seq(3, 0)));
     }
 }
