@@ -3,6 +3,14 @@
 //! `batch_records_max` or `batch_bytes_max`, or when its linger time runs
 //! out.
 //!
+//! Without a spool, a batch whose linger ran out while its partition's
+//! window to the node is full stays open until the window has room (or it
+//! fills): sealing it could not send it any sooner, and under load it
+//! keeps growing instead of queueing as one small batch among many, each
+//! costing the node an append, a replication round and an ack. With a
+//! spool the linger always seals, because sealing is what makes the
+//! events durable in the spool.
+//!
 //! Why encode into the frame: the event is written once, into the bytes
 //! that go on the wire; sealing a batch fills in its header and CRC and
 //! moves the buffer out without copying.
@@ -177,25 +185,100 @@ impl Batcher {
         }
     }
 
-    /// Seals every open batch whose linger time has run out (all of them
-    /// with `force`).
-    pub(crate) fn seal_due(&mut self, now: Instant, force: bool) -> Vec<Sealed> {
+    /// Seals every open batch whose linger time has run out, except on
+    /// partitions `window_full` names (all of them with `force`).
+    pub(crate) fn seal_due(
+        &mut self,
+        now: Instant,
+        force: bool,
+        window_full: &dyn Fn(u32) -> bool,
+    ) -> Vec<Sealed> {
         let due: Vec<u32> = self
             .open
             .iter()
             .enumerate()
-            .filter(|(_, o)| o.first_at.is_some_and(|t| force || now >= t + self.linger))
+            .filter(|(p, o)| {
+                o.first_at.is_some_and(|t| {
+                    force || (now >= t + self.linger && !self.held(*p as u32, window_full))
+                })
+            })
             .map(|(p, _)| p as u32)
             .collect();
         due.into_iter().filter_map(|p| self.seal(p)).collect()
     }
 
-    /// When the oldest open batch's linger runs out.
-    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+    /// When the oldest open batch's linger runs out, among the partitions
+    /// whose batches are not held for a full window.
+    pub(crate) fn next_deadline(&self, window_full: &dyn Fn(u32) -> bool) -> Option<Instant> {
         self.open
             .iter()
-            .filter_map(|o| o.first_at)
+            .enumerate()
+            .filter(|(p, _)| !self.held(*p as u32, window_full))
+            .filter_map(|(_, o)| o.first_at)
             .min()
             .map(|t| t + self.linger)
+    }
+
+    /// Whether `partition`'s open batch stays open past its linger (module
+    /// docs): never in spool mode.
+    fn held(&self, partition: u32, window_full: &dyn Fn(u32) -> bool) -> bool {
+        !self.spool_mode && window_full(partition)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batcher(spool_mode: bool) -> Batcher {
+        Batcher::new(
+            2,
+            vec![0, 0],
+            7,
+            1_000,
+            1 << 20,
+            Duration::from_millis(5),
+            spool_mode,
+        )
+    }
+
+    fn push(b: &mut Batcher, partition: u32, now: Instant) -> Pushed {
+        b.push(partition, b"key", 3, |v| v.extend_from_slice(b"val"), now)
+    }
+
+    #[test]
+    fn a_full_window_keeps_the_batch_open_past_its_linger() {
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_millis(6);
+        let mut b = batcher(false);
+        let _ = push(&mut b, 0, t0);
+        let _ = push(&mut b, 1, t0);
+        let full = |p: u32| p == 0;
+        // Partition 0's window is full: its batch is not due and is not
+        // sealed; partition 1's is.
+        assert_eq!(b.next_deadline(&full), Some(t0 + Duration::from_millis(5)));
+        let sealed = b.seal_due(later, false, &full);
+        assert_eq!(sealed.iter().map(|s| s.partition).collect::<Vec<_>>(), [1]);
+        assert_eq!(b.next_deadline(&full), None);
+        // It keeps taking events, into the same batch.
+        let _ = push(&mut b, 0, later);
+        // Room again: sealed at once, both events in one batch.
+        let sealed = b.seal_due(later, false, &|_| false);
+        assert_eq!(sealed.len(), 1);
+        assert_eq!((sealed[0].partition, sealed[0].records), (0, 2));
+        // Closing seals whatever is open, held or not.
+        let _ = push(&mut b, 0, later);
+        assert_eq!(b.seal_due(later, true, &full).len(), 1);
+    }
+
+    #[test]
+    fn with_a_spool_the_linger_always_seals() {
+        let t0 = Instant::now();
+        let mut b = batcher(true);
+        let _ = push(&mut b, 0, t0);
+        let full = |_: u32| true;
+        assert_eq!(b.next_deadline(&full), Some(t0 + Duration::from_millis(5)));
+        let sealed = b.seal_due(t0 + Duration::from_millis(6), false, &full);
+        assert_eq!(sealed.len(), 1);
     }
 }

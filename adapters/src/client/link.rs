@@ -369,7 +369,14 @@ impl Link {
                     add(&self.metrics().batches_sent, 1);
                 }
             }
-            let deadline = super::lock(&self.inner.batcher).next_deadline();
+            // Partitions whose window is full keep their open batch open
+            // past its linger (batcher.rs, without a spool).
+            let window_full: Vec<bool> = queues
+                .iter()
+                .map(|q| q.batches.len() >= inflight_max)
+                .collect();
+            let full = |p: u32| window_full.get(p as usize).copied().unwrap_or(false);
+            let deadline = super::lock(&self.inner.batcher).next_deadline(&full);
             let linger_sleep = async {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(d.into()).await,
@@ -457,7 +464,7 @@ impl Link {
                     }
                 }
                 _ = linger_sleep => {
-                    self.seal(false);
+                    self.seal(&full);
                 }
                 _ = linger_wake.notified() => {}
                 _ = retry_sleep => {}
@@ -557,9 +564,10 @@ impl Link {
         q.node = target;
     }
 
-    /// Seals due batches and hands them to the pipeline.
-    fn seal(&self, force: bool) {
-        let sealed = super::lock(&self.inner.batcher).seal_due(Instant::now(), force);
+    /// Seals due batches (not those held for a full window) and hands
+    /// them to the pipeline.
+    fn seal(&self, window_full: &dyn Fn(u32) -> bool) {
+        let sealed = super::lock(&self.inner.batcher).seal_due(Instant::now(), false, window_full);
         for s in sealed {
             self.inner.forward(s);
         }

@@ -436,7 +436,7 @@ impl IngestClient {
             .metrics
             .events_accepted
             .load(std::sync::atomic::Ordering::Relaxed);
-        let sealed = lock(&self.inner.batcher).seal_due(Instant::now(), true);
+        let sealed = lock(&self.inner.batcher).seal_due(Instant::now(), true, &|_| false);
         for s in sealed {
             self.inner.forward(s);
         }
