@@ -279,6 +279,9 @@ struct Driven {
     steady_events: u64,
     steady_seconds: f64,
     steady_p99_us: u64,
+    /// CPU seconds the nodes and this process (the client) used in the
+    /// steady half.
+    steady_cpu_s: Option<f64>,
     redirects: u64,
     resent: u64,
     /// Events per acknowledged batch, on average.
@@ -337,7 +340,9 @@ fn run_in(args: &ClusterBenchArgs, run_dir: &Path) -> Result<Report, ClusterBenc
         duplicates = duplicates.max(d);
     }
 
-    // The same run's single-node reference: the ingest benchmark's path.
+    // The same run's single-node reference: the ingest benchmark's path
+    // (node and client in this process, so its CPU time is ours).
+    let cpu_before_reference = crate::report::cpu_seconds(None);
     let reference = crate::ingest::measure(&IngestBenchArgs {
         events: args.events,
         adapters: 1,
@@ -348,6 +353,9 @@ fn run_in(args: &ClusterBenchArgs, run_dir: &Path) -> Result<Report, ClusterBenc
         dir: run_dir.to_path_buf(),
     })?
     .0;
+    let single_cpu_s = cpu_before_reference
+        .zip(crate::report::cpu_seconds(None))
+        .map(|(a, b)| b - a);
     let single = reference
         .get("events_per_s")
         .and_then(serde_json::Value::as_f64)
@@ -380,6 +388,22 @@ fn run_in(args: &ClusterBenchArgs, run_dir: &Path) -> Result<Report, ClusterBenc
             steady_per_s / single.max(1.0),
             2,
         );
+    // CPU per event, nodes and client together: on a machine whose cores
+    // both runs saturate, the throughput ratio cannot exceed the inverse
+    // ratio of these.
+    let cluster_cpu_us = driven
+        .steady_cpu_s
+        .map(|s| s * 1e6 / driven.steady_events.max(1) as f64);
+    let single_cpu_us = single_cpu_s.map(|s| s * 1e6 / args.events.max(1) as f64);
+    if let Some(c) = cluster_cpu_us {
+        report.set_f64("steady_cpu_us_per_event", c, 2);
+    }
+    if let Some(s) = single_cpu_us {
+        report.set_f64("single_node_cpu_us_per_event", s, 2);
+    }
+    if let (Some(c), Some(s)) = (cluster_cpu_us, single_cpu_us) {
+        report.set_f64("cpu_ratio_single_over_cluster", s / c.max(1e-9), 2);
+    }
     if let Some(ms) = driven.commit_ms_mean {
         report.set_f64("leader_commit_ms_mean", ms, 1);
     }
@@ -500,6 +524,16 @@ async fn drive(
         .ok_or(ClusterBenchError::Invalid(
             "template has no inline tracking number",
         ))?;
+    let cpu_now = |nodes: &[NodeChild]| -> Option<f64> {
+        let mut total = crate::report::cpu_seconds(None)?;
+        for n in nodes {
+            if let Some(c) = &n.child {
+                total += crate::report::cpu_seconds(Some(c.id()))?;
+            }
+        }
+        Some(total)
+    };
+    let cpu_start = cpu_now(nodes);
     let start = Instant::now();
     let sender = {
         let client = client.clone();
@@ -529,6 +563,7 @@ async fn drive(
     }
     let steady_seconds = start.elapsed().as_secs_f64();
     let steady_events = acked.load(Ordering::Relaxed);
+    let steady_cpu_s = cpu_start.zip(cpu_now(nodes)).map(|(a, b)| b - a);
     let steady_p99_us = histogram
         .lock()
         .map(|h| h.value_at_quantile(0.99))
@@ -591,6 +626,7 @@ async fn drive(
         steady_events,
         steady_seconds,
         steady_p99_us,
+        steady_cpu_s,
         redirects: m.leader_redirects,
         resent: m.batches_resent,
         events_per_batch: m.events_acked as f64 / m.batches_acked.max(1) as f64,
