@@ -34,7 +34,7 @@ mod view;
 pub use atomic_file::write_atomic;
 pub use batch::{
     ATTR_CONTROL, ATTR_PRODUCER, AppendAck, AppendRequest, BATCH_FORMAT_VERSION,
-    BATCH_FORMAT_VERSION_MIN, BATCH_HEADER_BYTES, BATCH_MAGIC, BatchRef, ProducerSeq,
+    BATCH_FORMAT_VERSION_MIN, BATCH_HEADER_BYTES, BATCH_MAGIC, BatchPeek, BatchRef, ProducerSeq,
     RECORD_HEADER_BYTES, Record, RecordIter, RecordView, decode_batch,
 };
 pub use config::{Clock, Durability, IoMode, LogConfig, SystemClock, TopicConfig};

@@ -35,6 +35,7 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         let _ = decode_batch(&bytes);
+        let _ = BatchPeek::of(&bytes);
     }
 
     #[test]
@@ -78,4 +79,28 @@ proptest! {
             prop_assert!(decode_batch(&batch[..cut]).is_err());
         }
     }
+}
+
+/// The header peek reads the producer and control flag without the CRC:
+/// it still answers on a batch whose body is damaged (which `decode_batch`
+/// refuses), and refuses a header that does not parse.
+#[test]
+fn the_header_peek_reads_producer_and_kind_without_the_crc() {
+    let mut batch = valid_batch(&[(b"k".to_vec(), b"value".to_vec())]);
+    let peek = BatchPeek::of(&batch).unwrap();
+    assert_eq!(
+        peek.producer(),
+        Some(ProducerSeq {
+            producer_id: 3,
+            sequence: 9
+        })
+    );
+    assert!(!peek.is_control());
+    let last = batch.len() - 1;
+    batch[last] ^= 0xff;
+    assert!(decode_batch(&batch).is_err());
+    assert!(BatchPeek::of(&batch).unwrap().producer().is_some());
+    batch[0] = b'X';
+    assert!(BatchPeek::of(&batch).is_err());
+    assert!(BatchPeek::of(&batch[..10]).is_err());
 }

@@ -22,7 +22,9 @@
 //! proposal's data comes back placed (offset and time stamped), which
 //! placing again leaves unchanged.
 
-use dropline_log::{AppendRequest, Record, decode_batch, encode_unplaced_batch};
+use dropline_log::{
+    AppendRequest, BatchPeek, BatchRef, Record, decode_batch, encode_unplaced_batch,
+};
 use raft::eraftpb::{Entry, EntryType};
 
 use super::ClusterError;
@@ -66,7 +68,7 @@ pub fn batch_to_entry(batch: &[u8], index: u64, term: u64) -> Result<Entry, Clus
         term,
         ..Default::default()
     };
-    if let Some(value) = raft_entry_value(batch) {
+    if let Some(value) = raft_entry_value_of(&b) {
         let (kind, data) = value.split_at(1);
         e.set_entry_type(match kind[0] {
             1 => EntryType::EntryConfChange,
@@ -84,7 +86,16 @@ pub fn batch_to_entry(batch: &[u8], index: u64, term: u64) -> Result<Entry, Clus
 /// For a batch holding a Raft-internal entry: the bytes after the magic
 /// (entry type, then data).
 fn raft_entry_value(batch: &[u8]) -> Option<&[u8]> {
-    let b = decode_batch(batch).ok()?;
+    // Only a control batch can hold one: the header says so without a
+    // pass over the whole batch for its CRC.
+    if !BatchPeek::of(batch).is_ok_and(|h| h.is_control()) {
+        return None;
+    }
+    raft_entry_value_of(&decode_batch(batch).ok()?)
+}
+
+/// [`raft_entry_value`] of a decoded batch.
+fn raft_entry_value_of<'a>(b: &BatchRef<'a>) -> Option<&'a [u8]> {
     if !b.is_control() || b.record_count() != 1 {
         return None;
     }

@@ -21,7 +21,7 @@
 
 use std::sync::Arc;
 
-use dropline_log::{AppendAck, Durable, Partition, ProducerSeq, decode_batch};
+use dropline_log::{AppendAck, BatchPeek, Durable, Partition, ProducerSeq};
 
 use super::ClusterError;
 
@@ -140,6 +140,33 @@ impl PartitionReplicaLog {
         }
     }
 
+    /// The producer of entry `index`'s batch, from its header alone (every
+    /// stored batch was validated when it was appended or read).
+    pub fn producer_of(&self, index: u64) -> Result<Option<ProducerSeq>, ClusterError> {
+        let durable = self.durable as u64;
+        if index == 0 || index > self.last_index() {
+            return Err(ClusterError::Unavailable { index });
+        }
+        let peek = |batch: &[u8]| {
+            BatchPeek::of(batch)
+                .map(|b| b.producer())
+                .map_err(|source| ClusterError::BadEntry { index, source })
+        };
+        if index > durable {
+            let at = usize::try_from(index - durable - 1).unwrap_or(usize::MAX);
+            return match self.writing.iter().chain(self.tail.iter()).nth(at) {
+                Some(batch) => peek(batch),
+                None => Err(ClusterError::Unavailable { index }),
+            };
+        }
+        let (base, _) = self.placed[(index - 1) as usize];
+        let views = self.partition.read(base, 1)?;
+        match views.first() {
+            Some(v) if v.base_offset() == base => peek(v.as_bytes()),
+            _ => Err(ClusterError::Unavailable { index }),
+        }
+    }
+
     /// Adds an entry's batch to the unsynced tail.
     pub fn append(&mut self, batch: Vec<u8>) {
         self.tail.push(batch);
@@ -231,7 +258,7 @@ impl PartitionReplicaLog {
     /// The tail is looked at first: the log's producer table knows only
     /// durable batches.
     pub fn check_producer(&self, p: ProducerSeq) -> ProducerCheck {
-        let in_tail = |batch: &Vec<u8>| decode_batch(batch).ok().and_then(|b| b.producer());
+        let in_tail = |batch: &Vec<u8>| BatchPeek::of(batch).ok().and_then(|b| b.producer());
         let mut newest = None;
         for q in self.tail.iter().filter_map(in_tail) {
             if q.producer_id != p.producer_id {

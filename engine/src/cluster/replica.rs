@@ -25,7 +25,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use dropline_log::{AppendAck, AppendRequest, ProducerSeq, Record, decode_batch};
+use dropline_log::{AppendAck, AppendRequest, BatchPeek, ProducerSeq, Record};
 use raft::eraftpb::Message;
 use raft::{Config, RawNode, StateRole};
 
@@ -158,7 +158,7 @@ impl UnstableProducers {
         }
         for e in &entries[self.decoded..] {
             if !e.get_data().is_empty()
-                && let Some(q) = decode_batch(e.get_data()).ok().and_then(|b| b.producer())
+                && let Some(q) = BatchPeek::of(e.get_data()).ok().and_then(|b| b.producer())
             {
                 self.producers.insert(q);
             }
@@ -525,14 +525,7 @@ impl Replica {
                 return Err(ClusterError::Unavailable { index: e.index });
             };
             if !self.waiting.is_empty() || !self.proposed.is_empty() {
-                let batch = log.batch(e.index)?;
-                let producer = decode_batch(&batch)
-                    .map_err(|source| ClusterError::BadEntry {
-                        index: e.index,
-                        source,
-                    })?
-                    .producer();
-                if let Some(p) = producer {
+                if let Some(p) = log.producer_of(e.index)? {
                     self.proposed.remove(&p);
                     if self.waiting.remove(&p) {
                         self.acks.push(Ack {

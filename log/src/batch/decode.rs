@@ -114,6 +114,37 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
     Ok(h)
 }
 
+/// The header of a batch, bounds-checked but with neither its CRC nor its
+/// records verified: for asking which producer wrote a batch, or whether
+/// it is a control batch, when the bytes were validated before (a batch
+/// this process encoded or already decoded). Anything that trusts the
+/// records must use [`decode_batch`].
+#[derive(Debug, Clone, Copy)]
+pub struct BatchPeek {
+    header: BatchHeader,
+}
+
+impl BatchPeek {
+    /// Reads the header at the start of `bytes`, which must hold the whole
+    /// batch.
+    pub fn of(bytes: &[u8]) -> Result<BatchPeek, BatchError> {
+        Ok(BatchPeek {
+            header: peek_header(bytes)?,
+        })
+    }
+    /// The producer id and sequence, if the batch carries them.
+    pub fn producer(&self) -> Option<ProducerSeq> {
+        (self.header.attributes & ATTR_PRODUCER != 0).then_some(ProducerSeq {
+            producer_id: self.header.producer_id,
+            sequence: self.header.producer_sequence,
+        })
+    }
+    /// Whether the batch holds control records.
+    pub fn is_control(&self) -> bool {
+        self.header.attributes & ATTR_CONTROL != 0
+    }
+}
+
 /// Decodes and fully validates the batch at the start of `bytes` (trailing
 /// bytes after the batch are ignored; see [`BatchRef::encoded_len`]).
 ///

@@ -8,7 +8,7 @@ mod crc;
 pub(crate) mod decode;
 mod encode;
 
-pub use decode::{BatchRef, RecordIter, RecordView, decode_batch};
+pub use decode::{BatchPeek, BatchRef, RecordIter, RecordView, decode_batch};
 pub(crate) use decode::{parse_header, peek_header};
 pub(crate) use encode::encode_batch;
 

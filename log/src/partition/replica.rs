@@ -104,10 +104,10 @@ impl Partition {
             }
             return Err(err);
         }
-        let written = decode_batch(&bytes)
-            .map_err(|e| LogError::from_batch(w.active.log_path.clone(), pos, e))?;
+        // Only the header was re-stamped: the records (and so the keys) are
+        // those `decoded` validated.
         let rel = u32::try_from(base_offset - w.active.base_offset).unwrap_or(u32::MAX);
-        let keys = (!written.is_control()).then(|| written.records().map(|r| r.key));
+        let keys = (!decoded.is_control()).then(|| decoded.records().map(|r| r.key));
         locking::write(&w.active.index).add_batch(pos as u32, rel, first, last, keys);
         let placed = super::writer::Placed {
             pos,
