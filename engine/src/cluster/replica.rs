@@ -524,16 +524,16 @@ impl Replica {
             let Some((base, last_offset)) = log.placement(e.index) else {
                 return Err(ClusterError::Unavailable { index: e.index });
             };
-            if !self.waiting.is_empty() || !self.proposed.is_empty() {
-                if let Some(p) = log.producer_of(e.index)? {
-                    self.proposed.remove(&p);
-                    if self.waiting.remove(&p) {
-                        self.acks.push(Ack {
-                            producer: p,
-                            base_offset: base,
-                            last_offset,
-                        });
-                    }
+            if (!self.waiting.is_empty() || !self.proposed.is_empty())
+                && let Some(p) = log.producer_of(e.index)?
+            {
+                self.proposed.remove(&p);
+                if self.waiting.remove(&p) {
+                    self.acks.push(Ack {
+                        producer: p,
+                        base_offset: base,
+                        last_offset,
+                    });
                 }
             }
             self.applied_offset_end = last_offset + 1;
