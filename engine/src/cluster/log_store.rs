@@ -201,8 +201,10 @@ impl PartitionReplicaLog {
     /// Writes the tail to the partition; its fdatasync runs on the
     /// partition's syncer. Returns the index of the last entry written.
     pub fn start_sync(&mut self) -> Result<u64, ClusterError> {
-        for batch in std::mem::take(&mut self.tail) {
-            let (ack, durable) = self.partition.append_replicated(&batch)?;
+        for mut batch in std::mem::take(&mut self.tail) {
+            // Kept as written (re-stamped in place, no copy): what this
+            // replica serves to the others until it is durable.
+            let (ack, durable) = self.partition.append_replicated_owned(&mut batch)?;
             self.placed.push((ack.base_offset, ack.last_offset));
             self.writing.push(batch);
             self.pending = Some(durable);

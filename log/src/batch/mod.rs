@@ -9,7 +9,7 @@ pub(crate) mod decode;
 mod encode;
 
 pub use decode::{BatchPeek, BatchRef, RecordIter, RecordView, decode_batch};
-pub(crate) use decode::{parse_header, peek_header};
+pub(crate) use decode::{crc_with_records, decode_batch_records_crc, parse_header, peek_header};
 pub(crate) use encode::encode_batch;
 
 /// Magic bytes of a batch this build writes; the last byte is the format

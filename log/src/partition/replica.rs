@@ -35,7 +35,10 @@ use std::sync::atomic::Ordering;
 use super::progress::Durable;
 use super::{Partition, Writer};
 use crate::atomic_file;
-use crate::batch::{AppendAck, AppendRequest, ProducerSeq, decode_batch, encode_batch};
+use crate::batch::{
+    AppendAck, AppendRequest, BatchRef, ProducerSeq, crc_with_records, decode_batch_records_crc,
+    encode_batch, parse_header,
+};
 use crate::error::LogError;
 use crate::io;
 use crate::locking;
@@ -64,12 +67,26 @@ impl Partition {
     /// admission check (see the module docs). Returns the ack and the
     /// handle that completes at the covering fdatasync.
     pub fn append_replicated(&self, batch: &[u8]) -> Result<(AppendAck, Durable), LogError> {
-        let decoded = decode_batch(batch)
+        self.append_replicated_owned(&mut batch.to_vec())
+    }
+
+    /// [`Partition::append_replicated`] re-stamping `bytes` in place (no
+    /// copy of the batch): afterwards they hold the batch as written, cut
+    /// to its encoded length. A replica may serve these bytes to the
+    /// others: re-stamping them again gives the same bytes at the same
+    /// place in the log.
+    pub fn append_replicated_owned(
+        &self,
+        bytes: &mut Vec<u8>,
+    ) -> Result<(AppendAck, Durable), LogError> {
+        let (decoded, records_crc) = decode_batch_records_crc(bytes)
             .map_err(|e| LogError::from_batch(self.settings.dir.clone(), 0, e))?;
         let producer = decoded.producer();
+        let control = decoded.is_control();
         let count = u64::from(decoded.record_count());
         let (first_ms, last_ms) = (decoded.first_time_ms(), decoded.last_time_ms());
-        let mut bytes = batch[..decoded.encoded_len()].to_vec();
+        let len = decoded.encoded_len();
+        bytes.truncate(len);
         let mut w = locking::lock(&self.writer);
         if self.progress.is_closed() {
             return Err(LogError::Closed);
@@ -89,7 +106,9 @@ impl Partition {
         bytes[28..32].copy_from_slice(&0u32.to_le_bytes());
         bytes[32..40].copy_from_slice(&first.to_le_bytes());
         bytes[40..48].copy_from_slice(&last.to_le_bytes());
-        let crc = crate::batch::decode::batch_crc(&bytes);
+        // The records are unchanged: their CRC from the check above is
+        // combined with the re-stamped header's.
+        let crc = crc_with_records(bytes, records_crc);
         bytes[8..12].copy_from_slice(&crc.to_le_bytes());
         let len = bytes.len() as u64;
         let mut seal = None;
@@ -97,7 +116,7 @@ impl Partition {
             seal = Some(self.roll(&mut w)?);
         }
         let pos = w.write_pos;
-        if let Err(err) = self.write_placed(&w, &bytes, pos) {
+        if let Err(err) = self.write_placed(&w, bytes, pos) {
             drop(w);
             if let Some(seal) = seal {
                 self.finish_seal(seal);
@@ -105,9 +124,14 @@ impl Partition {
             return Err(err);
         }
         // Only the header was re-stamped: the records (and so the keys) are
-        // those `decoded` validated.
+        // the ones validated above.
+        let written = BatchRef::trusted(
+            bytes,
+            parse_header(bytes)
+                .map_err(|e| LogError::from_batch(w.active.log_path.clone(), pos, e))?,
+        );
         let rel = u32::try_from(base_offset - w.active.base_offset).unwrap_or(u32::MAX);
-        let keys = (!decoded.is_control()).then(|| decoded.records().map(|r| r.key));
+        let keys = (!control).then(|| written.records().map(|r| r.key));
         locking::write(&w.active.index).add_batch(pos as u32, rel, first, last, keys);
         let placed = super::writer::Placed {
             pos,
