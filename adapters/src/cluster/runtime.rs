@@ -273,7 +273,10 @@ pub(crate) enum Input {
     Propose {
         partition: u32,
         producer: dropline_log::ProducerSeq,
-        records: Vec<(Vec<u8>, Vec<u8>)>,
+        /// Encoded by the proposer ([`dropline_log::encode_unplaced_batch`]).
+        batch: Vec<u8>,
+        /// The log time stamped on it.
+        stamp_ms: u64,
         reply: Reply,
     },
     /// A partition's pending fdatasync completed (or failed).
@@ -503,19 +506,39 @@ impl ClusterNode {
         &self,
         partition: u32,
         producer: dropline_log::ProducerSeq,
-        records: Vec<(Vec<u8>, Vec<u8>)>,
+        records: &[Record<'_>],
     ) -> impl std::future::Future<Output = Result<IngestAck, ProposeError>> + Send + 'static {
+        let stamp_ms = now_ms();
+        let encoded = dropline_log::encode_unplaced_batch(
+            &dropline_log::AppendRequest {
+                records,
+                producer: Some(producer),
+            },
+            false,
+            stamp_ms,
+        );
         let (reply, rx) = oneshot::channel();
-        let sent = self.to_driver.send(Input::Propose {
-            partition,
-            producer,
-            records,
-            reply,
-        });
+        let sent = match encoded {
+            Ok(batch) => self
+                .to_driver
+                .send(Input::Propose {
+                    partition,
+                    producer,
+                    batch,
+                    stamp_ms,
+                    reply,
+                })
+                .map_err(|_| ProposeError::Stopped),
+            Err(e) => Err(ProposeError::Refused(match e {
+                dropline_log::LogError::EmptyBatch => "empty batch",
+                dropline_log::LogError::KeyTooLarge { .. } => "a key exceeds the log's limit",
+                dropline_log::LogError::RecordTooLarge { .. } => "a record exceeds the log's limit",
+                dropline_log::LogError::BatchTooLarge { .. } => "the batch exceeds the log's limit",
+                _ => "the batch cannot be encoded",
+            })),
+        };
         async move {
-            if sent.is_err() {
-                return Err(ProposeError::Stopped);
-            }
+            sent?;
             rx.await.unwrap_or(Err(ProposeError::Stopped))
         }
     }
@@ -688,9 +711,10 @@ impl Driver {
             Input::Propose {
                 partition,
                 producer,
-                records,
+                batch,
+                stamp_ms,
                 reply,
-            } => self.propose(partition, producer, records, reply),
+            } => self.propose(partition, producer, batch, stamp_ms, reply),
             // The turn that follows polls every pending sync.
             Input::Synced | Input::Stop => {}
         }
@@ -700,7 +724,8 @@ impl Driver {
         &mut self,
         partition: u32,
         producer: dropline_log::ProducerSeq,
-        records: Vec<(Vec<u8>, Vec<u8>)>,
+        batch: Vec<u8>,
+        stamp_ms: u64,
         reply: Reply,
     ) {
         if partition >= self.config.partitions {
@@ -718,17 +743,13 @@ impl Driver {
             let _ = reply.send(Err(self.not_leader(first)));
             return;
         };
-        let now = now_ms();
-        let recs: Vec<Record<'_>> = records
-            .iter()
-            .map(|(k, v)| Record { key: k, value: v })
-            .collect();
+        let now = stamp_ms;
         let g = &mut self.groups[i];
         let Some(r) = g.replica.as_mut() else {
             let _ = reply.send(Err(ProposeError::Storage("the replica failed".into())));
             return;
         };
-        match r.propose(&recs, Some(producer), now) {
+        match r.propose_batch(batch) {
             Ok(Proposal::Proposed { .. }) | Ok(Proposal::Pending) => {
                 g.waiters
                     .entry(producer)

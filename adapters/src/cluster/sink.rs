@@ -98,15 +98,20 @@ impl IngestSink for ReplicatedSink {
                 leader_addr: self.node.ingest_addr_of(leader),
             });
         }
-        let owned = records
+        // Encoded here, on the ingest thread, straight from the received
+        // frame: no owned copy per record, and no encoding on the driver.
+        let borrowed: Vec<Record<'_>> = records
             .iter()
-            .map(|r| (r.key.to_vec(), r.value.to_vec()))
+            .map(|r| Record {
+                key: r.key,
+                value: r.value,
+            })
             .collect();
         let seq = dropline_log::ProducerSeq {
             producer_id: producer.producer_id,
             sequence: producer.sequence,
         };
-        let fut = self.node.propose(partition, seq, owned);
+        let fut = self.node.propose(partition, seq, &borrowed);
         Ok(Box::pin(async move {
             fut.await
                 .map_err(|e| map_err(partition, partitions, producer, e))

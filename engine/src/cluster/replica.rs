@@ -329,6 +329,22 @@ impl Replica {
         producer: Option<ProducerSeq>,
         now_ms: u64,
     ) -> Result<Proposal, ClusterError> {
+        let batch = dropline_log::encode_unplaced_batch(
+            &AppendRequest { records, producer },
+            false,
+            now_ms,
+        )?;
+        self.propose_batch(batch)
+    }
+
+    /// [`Replica::propose`] of a batch encoded by the caller with
+    /// [`dropline_log::encode_unplaced_batch`] (the node's ingest threads
+    /// encode it, so the driver thread does not); its producer is the one
+    /// in its header.
+    pub fn propose_batch(&mut self, batch: Vec<u8>) -> Result<Proposal, ClusterError> {
+        let producer = BatchPeek::of(&batch)
+            .map_err(|source| ClusterError::BadEntry { index: 0, source })?
+            .producer();
         if !self.is_leader() {
             return Ok(Proposal::NotLeader {
                 leader: self.leader(),
@@ -372,11 +388,6 @@ impl Replica {
                 }
             }
         }
-        let batch = dropline_log::encode_unplaced_batch(
-            &AppendRequest { records, producer },
-            false,
-            now_ms,
-        )?;
         if is_reserved(&batch) {
             return Ok(Proposal::Refused {
                 reason: "the batch has the shape of a Raft-internal entry",
