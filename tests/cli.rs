@@ -218,7 +218,10 @@ fn log_dump_into_a_closed_pipe_ends_without_a_panic() {
         log.close().unwrap();
     }
     let mut child = Command::new(env!("CARGO_BIN_EXE_dropline"))
-        .args(["log", "dump", "--topic", "t", "--json", "--data-dir"])
+        // All of them: the default limit (100) fits in a pipe's buffer, and
+        // the command could finish before the reader goes away.
+        .args(["log", "dump", "--topic", "t", "--json", "--limit", "20000"])
+        .arg("--data-dir")
         .arg(&data)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
