@@ -374,7 +374,11 @@ impl<S: EventSink> Shared<S> {
                 // Created before the check, so a settlement in between is
                 // not missed.
                 let settled = self.settled.notified();
-                if fps.iter().all(|fp| !self.lock().in_flight.contains_key(fp)) {
+                let settled_all = {
+                    let core = self.lock();
+                    fps.iter().all(|fp| !core.in_flight.contains_key(fp))
+                };
+                if settled_all {
                     break;
                 }
                 settled.await;

@@ -368,13 +368,7 @@ pub(crate) async fn run_writer(
         for s in &mut group {
             let body = s.frame.get(FRAME_HEADER_BYTES..).unwrap_or(&[]);
             let outcome = BatchView::parse(body).ok().and_then(|view| {
-                let records: Vec<Record<'_>> = view
-                    .records()
-                    .map(|r| Record {
-                        key: r.key,
-                        value: r.value,
-                    })
-                    .collect();
+                let records: Vec<Record<'_>> = view.records().map(Record::from).collect();
                 let part = spool.partitions.get(s.partition as usize)?;
                 let request = AppendRequest {
                     records: &records,

@@ -100,18 +100,8 @@ impl IngestSink for ReplicatedSink {
         }
         // Encoded here, on the ingest thread, straight from the received
         // frame: no owned copy per record, and no encoding on the driver.
-        let borrowed: Vec<Record<'_>> = records
-            .iter()
-            .map(|r| Record {
-                key: r.key,
-                value: r.value,
-            })
-            .collect();
-        let seq = dropline_log::ProducerSeq {
-            producer_id: producer.producer_id,
-            sequence: producer.sequence,
-        };
-        let fut = self.node.propose(partition, seq, &borrowed);
+        let borrowed: Vec<Record<'_>> = records.iter().map(|&r| r.into()).collect();
+        let fut = self.node.propose(partition, producer.into(), &borrowed);
         Ok(Box::pin(async move {
             fut.await
                 .map_err(|e| map_err(partition, partitions, producer, e))

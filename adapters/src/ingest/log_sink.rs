@@ -152,19 +152,10 @@ impl IngestSink for LogSink {
                 partition,
                 partitions: self.partitions(),
             })?;
-        let records: Vec<Record<'_>> = records
-            .iter()
-            .map(|r| Record {
-                key: r.key,
-                value: r.value,
-            })
-            .collect();
+        let records: Vec<Record<'_>> = records.iter().map(|&r| r.into()).collect();
         let request = AppendRequest {
             records: &records,
-            producer: Some(dropline_log::ProducerSeq {
-                producer_id: producer.producer_id,
-                sequence: producer.sequence,
-            }),
+            producer: Some(producer.into()),
         };
         let (ack, durable) = part
             .append_pending(&request)

@@ -24,6 +24,15 @@ pub struct ProducerSeq {
     pub sequence: u64,
 }
 
+impl From<ProducerSeq> for dropline_log::ProducerSeq {
+    fn from(p: ProducerSeq) -> dropline_log::ProducerSeq {
+        dropline_log::ProducerSeq {
+            producer_id: p.producer_id,
+            sequence: p.sequence,
+        }
+    }
+}
+
 /// A durable append's outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IngestAck {

@@ -22,6 +22,16 @@ pub struct RecordRef<'a> {
     pub value: &'a [u8],
 }
 
+impl<'a> From<RecordRef<'a>> for dropline_log::Record<'a> {
+    /// The same bytes as a log record (no copy).
+    fn from(r: RecordRef<'a>) -> dropline_log::Record<'a> {
+        dropline_log::Record {
+            key: r.key,
+            value: r.value,
+        }
+    }
+}
+
 /// Builds one Batch frame in a reusable buffer.
 #[derive(Debug)]
 pub struct BatchBuilder {
