@@ -118,51 +118,41 @@ impl PartitionReplicaLog {
     /// The stored batch of entry `index` (placed if durable, as written
     /// or proposed if not durable yet).
     pub fn batch(&self, index: u64) -> Result<Vec<u8>, ClusterError> {
-        let durable = self.durable as u64;
-        if index == 0 || index > self.last_index() {
-            return Err(ClusterError::Unavailable { index });
-        }
-        if index > durable {
-            let at = usize::try_from(index - durable - 1).unwrap_or(usize::MAX);
-            return self
-                .writing
-                .iter()
-                .chain(self.tail.iter())
-                .nth(at)
-                .cloned()
-                .ok_or(ClusterError::Unavailable { index });
-        }
-        let (base, _) = self.placed[(index - 1) as usize];
-        let views = self.partition.read(base, 1)?;
-        match views.first() {
-            Some(v) if v.base_offset() == base => Ok(v.as_bytes().to_vec()),
-            _ => Err(ClusterError::Unavailable { index }),
-        }
+        self.with_batch(index, |batch| Ok(batch.to_vec()))
     }
 
     /// The producer of entry `index`'s batch, from its header alone (every
     /// stored batch was validated when it was appended or read).
     pub fn producer_of(&self, index: u64) -> Result<Option<ProducerSeq>, ClusterError> {
+        self.with_batch(index, |batch| {
+            BatchPeek::of(batch)
+                .map(|b| b.producer())
+                .map_err(|source| ClusterError::BadEntry { index, source })
+        })
+    }
+
+    /// Calls `f` on entry `index`'s batch where it is: in memory (written
+    /// or in the tail) or read from the partition.
+    fn with_batch<R>(
+        &self,
+        index: u64,
+        f: impl FnOnce(&[u8]) -> Result<R, ClusterError>,
+    ) -> Result<R, ClusterError> {
         let durable = self.durable as u64;
         if index == 0 || index > self.last_index() {
             return Err(ClusterError::Unavailable { index });
         }
-        let peek = |batch: &[u8]| {
-            BatchPeek::of(batch)
-                .map(|b| b.producer())
-                .map_err(|source| ClusterError::BadEntry { index, source })
-        };
         if index > durable {
             let at = usize::try_from(index - durable - 1).unwrap_or(usize::MAX);
             return match self.writing.iter().chain(self.tail.iter()).nth(at) {
-                Some(batch) => peek(batch),
+                Some(batch) => f(batch),
                 None => Err(ClusterError::Unavailable { index }),
             };
         }
         let (base, _) = self.placed[(index - 1) as usize];
         let views = self.partition.read(base, 1)?;
         match views.first() {
-            Some(v) if v.base_offset() == base => peek(v.as_bytes()),
+            Some(v) if v.base_offset() == base => f(v.as_bytes()),
             _ => Err(ClusterError::Unavailable { index }),
         }
     }
